@@ -1,0 +1,49 @@
+//! Search engines: the embedded BM25 engine over a local corpus and the HTTP
+//! engines (SearXNG, Tavily, Brave, Serper, Jina). Knows nothing of Python or HTTP serving.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// One search hit, as every engine reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub title: String,
+    pub url: String,
+    /// Short text shown in results.
+    pub snippet: String,
+    /// Longer text the answer is built from; the snippet when the engine gives nothing more.
+    pub content: String,
+    /// Engine-specific relevance, higher is better.
+    pub score: f64,
+}
+
+/// Why one engine call failed. The DeepSearch loop turns this into a `warning` message.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("missing configuration: set {0}")]
+    MissingConfig(&'static str),
+    #[error("request failed: {0}")]
+    Http(String),
+    #[error("engine answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("local index: {0}")]
+    Index(String),
+    #[error("unknown engine {0:?}")]
+    UnknownEngine(String),
+}
+
+/// A search backend. Object safe so the loop can hold `Arc<dyn SearchEngine>`.
+pub trait SearchEngine: Send + Sync + std::fmt::Debug {
+    /// Stable short name (`local`, `searxng`, ...), used in messages.
+    fn name(&self) -> &str;
+    /// Up to `limit` documents for `query`, best first.
+    fn search<'a>(
+        &'a self,
+        query: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>>;
+}
