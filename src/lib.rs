@@ -7,3 +7,7 @@ pub mod json_compat;
 pub mod message;
 pub mod search;
 pub mod stream;
+
+#[cfg(feature = "python")]
+#[allow(unsafe_code)] // pyo3's macros expand to unsafe FFI glue
+mod python;

@@ -770,6 +770,13 @@ impl EventStream {
         self.poller.shared.close();
     }
 
+    /// A handle that closes this stream from elsewhere, as if the consumer went away.
+    pub fn close_handle(&self) -> CloseHandle {
+        CloseHandle {
+            shared: self.poller.shared.clone(),
+        }
+    }
+
     /// True when the stream has nothing more to give.
     pub fn is_finished(&self) -> bool {
         self.poller.shared.lock().finished
@@ -791,6 +798,28 @@ impl futures::Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         self.poller.poll_chunk(cx)
+    }
+}
+
+/// Closes a stream from outside its consumer: for a consumer future that was cancelled or
+/// a chunk that could not be handed on.
+#[derive(Clone)]
+pub struct CloseHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for CloseHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloseHandle")
+            .field("request_id", &self.shared.request_id)
+            .finish()
+    }
+}
+
+impl CloseHandle {
+    /// Same as [`EventStream::close`].
+    pub fn close(&self) {
+        self.shared.close();
     }
 }
 
