@@ -4,3 +4,4 @@
 //! Python or HTTP serving; `python` (feature `python`) is a thin face on top.
 
 pub mod search;
+pub mod sse;
