@@ -1,8 +1,9 @@
 //! Property tests for the SSE codec: encode→decode round trips under
 //! arbitrary chunking, chunking-independence on arbitrary bytes, and
-//! agreement with a deliberately naive reading of the spec.
+//! agreement with a deliberately naive reading of the spec; and the memory
+//! limits: invisible when not reached, chunking-independent when reached.
 
-use deepsearch_stream::sse::{encode_comment_lines, DecodedEvent, Decoder, Event};
+use deepsearch_stream::sse::{encode_comment_lines, DecodeError, DecodedEvent, Decoder, Event};
 use proptest::prelude::*;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -24,6 +25,30 @@ fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
         last_event_id: decoder.last_event_id().to_owned(),
         retry: decoder.retry(),
     }
+}
+
+/// Like `decode_chunks` with limits, stopping at the first error as a
+/// careful `try_feed` caller would.
+fn decode_limited<'a>(
+    (max_line, max_event): (usize, usize),
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> (Outcome, Option<DecodeError>) {
+    let mut decoder = Decoder::with_limits(max_line, max_event);
+    let mut events = Vec::new();
+    let mut error = None;
+    for chunk in chunks {
+        if let Err(e) = decoder.try_feed(chunk, &mut events) {
+            error = Some(e);
+            break;
+        }
+    }
+    decoder.finish();
+    let outcome = Outcome {
+        events,
+        last_event_id: decoder.last_event_id().to_owned(),
+        retry: decoder.retry(),
+    };
+    (outcome, error)
 }
 
 /// Cuts `bytes` at the given offsets (taken modulo `len + 1`, so empty
@@ -304,5 +329,42 @@ proptest! {
         let whole = decode_chunks([&bytes[..]]);
         prop_assert_eq!(&decode_chunks(split_at_offsets(&bytes, &cuts)), &whole);
         prop_assert_eq!(whole, reference(&bytes));
+    }
+
+    #[test]
+    fn limits_not_reached_change_nothing(
+        bytes in stream_bytes(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        slack in 0usize..4,
+    ) {
+        let limit = bytes.len() + slack;
+        let unlimited = decode_limited((usize::MAX, usize::MAX), [&bytes[..]]);
+        prop_assert_eq!(&unlimited, &(decode_chunks([&bytes[..]]), None));
+        let chunks = split_at_offsets(&bytes, &cuts);
+        prop_assert_eq!(decode_limited((limit, limit), chunks), unlimited);
+    }
+
+    #[test]
+    fn a_reached_limit_fails_the_same_under_any_chunking(
+        bytes in stream_bytes(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        // An unlimited line now and then lets the event limit be reached
+        // more often than behind a line error.
+        max_line in prop_oneof![3 => 0usize..24, 1 => Just(usize::MAX)],
+        max_event in 0usize..24,
+    ) {
+        let limits = (max_line, max_event);
+        let whole = decode_limited(limits, [&bytes[..]]);
+        prop_assert_eq!(&decode_limited(limits, split_at_offsets(&bytes, &cuts)), &whole);
+        prop_assert_eq!(&decode_limited(limits, bytes.chunks(1)), &whole);
+
+        // Whatever was delivered is what the unlimited decoder delivers first;
+        // without an error, it is all of it.
+        let (unlimited, _) = decode_limited((usize::MAX, usize::MAX), [&bytes[..]]);
+        let (limited, error) = whole;
+        prop_assert!(unlimited.events.starts_with(&limited.events));
+        if error.is_none() {
+            prop_assert_eq!(limited, unlimited);
+        }
     }
 }

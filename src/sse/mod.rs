@@ -14,6 +14,10 @@
 //! by a blank line only if it has data, and an incomplete event at the end of
 //! the stream is discarded.
 //!
+//! Memory is bounded: [`Decoder`] limits the length of a line and the size of
+//! an event's data, and reports a stream breaking either as a
+//! [`DecodeError`] instead of truncating it (see [`Decoder#limits`]).
+//!
 //! ```
 //! use deepsearch_stream::sse::{decode_all, Event};
 //!
@@ -34,6 +38,6 @@ pub mod decode;
 pub mod encode;
 pub mod stream;
 
-pub use decode::{decode_all, DecodedEvent, Decoder};
+pub use decode::{decode_all, DecodeError, DecodedEvent, Decoder};
 pub use encode::{encode_comment_lines, encode_data_lines, EncodeError, Event};
-pub use stream::decode_stream;
+pub use stream::{decode_stream, decode_stream_with, StreamDecodeError};
