@@ -46,6 +46,7 @@ pub struct ProviderOptions {
     /// Overrides the provider's public endpoint (a proxy, a test server). Required for
     /// SearXNG, which has no public default.
     pub base_url: Option<String>,
+    /// Credential; unused by SearXNG.
     pub api_key: Option<ApiKey>,
 }
 
@@ -102,7 +103,9 @@ impl ProviderOptions {
 /// and the per-call deadline.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// Client whose connection pool the engines share.
     pub client: reqwest::Client,
+    /// Deadline of one search call, from sending to the decoded body.
     pub timeout: Duration,
 }
 

@@ -48,7 +48,12 @@ pub enum SearchError {
     MissingConfig(&'static str),
     /// A setting is present but unusable (e.g. a base URL that does not parse).
     #[error("invalid configuration {name}: {reason}")]
-    InvalidConfig { name: &'static str, reason: String },
+    InvalidConfig {
+        /// Variable (or field) holding the bad value.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     #[error("request failed: {0}")]
     Http(String),
     #[error("engine answered HTTP {status}: {body}")]

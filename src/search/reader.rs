@@ -23,22 +23,36 @@ use super::ssrf::{AddressPolicy, BlockedAddress, GuardedResolver};
 /// Why a page could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReaderError {
+    /// The URL (or a redirect's `Location`) does not parse or has no host.
     #[error("invalid URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The offending text.
+        url: String,
+        /// Parser's complaint.
+        reason: String,
+    },
+    /// Not http or https.
     #[error("unsupported URL scheme {0:?}: only http and https are fetched")]
     UnsupportedScheme(String),
+    /// The SSRF guard refused the address.
     #[error(transparent)]
     Blocked(#[from] BlockedAddress),
+    /// The redirect chain was longer than `max_redirects`.
     #[error("more than {0} redirects")]
     TooManyRedirects(usize),
+    /// Connecting, TLS or reading failed.
     #[error("request failed: {0}")]
     Http(String),
+    /// A non-success, non-redirect status.
     #[error("page answered HTTP {0}")]
     Status(u16),
+    /// The whole fetch took longer than `timeout`.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// A type that has no text to extract (images, PDFs, archives, ...).
     #[error("unsupported content type {0:?}")]
     UnsupportedContentType(String),
+    /// The HTTP client could not be set up (e.g. no CA certificates on the system).
     #[error("building HTTP client: {0}")]
     Client(String),
 }

@@ -28,7 +28,9 @@ pub enum AddressClass {
     SharedCgnat,
     /// 0.0.0.0, :: (connecting to them reaches the local host).
     Unspecified,
+    /// 224/4, ff00::/8.
     Multicast,
+    /// 255.255.255.255.
     Broadcast,
     /// Documentation, benchmarking, "this network" and other reserved ranges.
     Reserved,
@@ -177,8 +179,11 @@ pub struct AddressPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("refusing to connect to {host}: {addr} is a {class} address")]
 pub struct BlockedAddress {
+    /// Host as written in the URL.
     pub host: String,
+    /// The refused address (the first one, when a name resolved to several).
     pub addr: IpAddr,
+    /// Why it was refused.
     pub class: AddressClass,
 }
 
