@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deepsearch_stream::search::{
-    build_engine, BraveEngine, EngineConfig, HttpSettings, JinaEngine, ProviderOptions,
+    build_engine, ApiKey, BraveEngine, EngineConfig, HttpSettings, JinaEngine, ProviderOptions,
     SearchEngine, SearchError, SearxngEngine, SerperEngine, TavilyEngine,
 };
 use serde_json::json;
@@ -180,7 +180,7 @@ async fn tavily_wire_format_and_errors() {
     // The raw-content switch reaches the wire; limits above Tavily's cap are clamped.
     let opts = ProviderOptions {
         base_url: Some(server.url("")),
-        api_key: Some(deepsearch_stream::search::ApiKey::new("k")),
+        api_key: Some(ApiKey::new("k")),
     };
     let raw = TavilyEngine::new(&opts, http())
         .unwrap()
@@ -265,7 +265,9 @@ async fn serper_wire_format_and_errors() {
             {"title": "Apple", "link": "https://www.apple.com/", "snippet": "Discover the innovative world of Apple",
              "sitelinks": [{"title": "Support", "link": "https://support.apple.com/"}], "position": 1},
             {"title": "Apple Inc. - Wikipedia", "link": "https://en.wikipedia.org/wiki/Apple_Inc.",
-             "snippet": "Apple Inc. is an American multinational", "position": 2}
+             "snippet": "Apple Inc. is an American multinational", "position": 2},
+            {"title": "Apple (fruit)", "link": "https://example.org/apple", "snippet": null,
+             "position": 4}
         ],
         "peopleAlsoAsk": [],
         "relatedSearches": []
@@ -278,7 +280,9 @@ async fn serper_wire_format_and_errors() {
     let serper = engine("serper", &vars).unwrap();
 
     let docs = serper.search("apple inc", 4).await.unwrap();
-    assert_eq!(docs.len(), 2);
+    assert_eq!(docs.len(), 3);
+    assert_eq!(docs[2].snippet, "", "null text fields read as empty");
+    assert_eq!(docs[2].score, 0.25);
     assert_eq!(docs[0].url, "https://www.apple.com/");
     assert_eq!(docs[1].title, "Apple Inc. - Wikipedia");
     assert_eq!(docs[1].content, "Apple Inc. is an American multinational");
@@ -428,6 +432,30 @@ fn config_reads_timeout_and_cache_dir_from_lookup() {
         cfg.corpus_dir.as_deref(),
         Some(std::path::Path::new("/data/corpus"))
     );
+
+    // Explicit settings win; the rest comes from the fallback environment.
+    let partial = EngineConfig {
+        tavily: ProviderOptions {
+            api_key: Some(ApiKey::new("explicit")),
+            base_url: None,
+        },
+        timeout: Some(Duration::from_secs(1)),
+        ..EngineConfig::default()
+    }
+    .or_lookup(|k| match k {
+        "TAVILY_API_KEY" => Some("from-env".into()),
+        "TAVILY_BASE_URL" => Some("http://127.0.0.1:9".into()),
+        "BRAVE_API_KEY" => Some("brave-env".into()),
+        "DEEPSEARCH_SEARCH_TIMEOUT_SECS" => Some("7".into()),
+        _ => None,
+    });
+    assert_eq!(partial.tavily.api_key, Some(ApiKey::new("explicit")));
+    assert_eq!(
+        partial.tavily.base_url.as_deref(),
+        Some("http://127.0.0.1:9")
+    );
+    assert_eq!(partial.brave.api_key, Some(ApiKey::new("brave-env")));
+    assert_eq!(partial.timeout, Some(Duration::from_secs(1)));
 
     let bad = EngineConfig::from_lookup(|k| {
         (k == "DEEPSEARCH_SEARCH_TIMEOUT_SECS").then(|| "soon".to_string())

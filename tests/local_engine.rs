@@ -290,6 +290,16 @@ fn corrupt_cache_is_rebuilt_and_corpora_do_not_collide() {
 }
 
 #[tokio::test]
+async fn empty_corpus_opens_and_finds_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let root = tmp.path().join("empty");
+    fs::create_dir_all(&root).unwrap();
+    let engine = LocalEngine::open(&root, tmp.path().join("cache")).unwrap();
+    assert_eq!(engine.num_passages(), 0);
+    assert!(engine.search("anything", 5).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn registry_builds_the_local_engine() {
     let corpus = Corpus::new();
     let cfg = EngineConfig {

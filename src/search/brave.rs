@@ -6,7 +6,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::html::inline_text;
-use super::http::{rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the subscription token.
@@ -50,18 +50,18 @@ struct Response {
 
 #[derive(Deserialize)]
 struct Web {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     results: Vec<Hit>,
 }
 
 #[derive(Deserialize)]
 struct Hit {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     title: String,
     url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     extra_snippets: Vec<String>,
 }
 

@@ -212,23 +212,28 @@ impl Tag {
 }
 
 /// Finds `</name ...>` case-insensitively; returns (start of the tag, index after it).
+/// Compares in place: lowercasing the rest of the page per skipped element would
+/// make pages with many scripts quadratic.
 fn find_closing(s: &str, name: &str) -> Option<(usize, usize)> {
-    let lower = s.to_ascii_lowercase();
-    let needle = format!("</{name}");
+    let bytes = s.as_bytes();
     let mut from = 0;
-    while let Some(pos) = lower[from..].find(&needle) {
+    while let Some(pos) = s[from..].find("</") {
         let start = from + pos;
-        let after_name = start + needle.len();
+        let name_end = start + 2 + name.len();
+        let same_name = bytes
+            .get(start + 2..name_end)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()));
         // `</scripts>` must not close `<script>`.
-        match lower.as_bytes().get(after_name) {
-            Some(b) if b.is_ascii_alphanumeric() || *b == b'-' => from = after_name,
-            _ => {
-                let end = lower[after_name..]
-                    .find('>')
-                    .map_or(s.len(), |p| after_name + p + 1);
-                return Some((start, end));
-            }
+        let name_ends = !bytes
+            .get(name_end)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-');
+        if same_name && name_ends {
+            let end = s[name_end..]
+                .find('>')
+                .map_or(s.len(), |p| name_end + p + 1);
+            return Some((start, end));
         }
+        from = start + 2;
     }
     None
 }
@@ -367,5 +372,9 @@ mod tests {
     fn closing_tag_match_is_exact() {
         let page = extract("<script>a</scripts> b</script>after");
         assert_eq!(page.text, "after");
+        let page = extract("<SCRIPT type=x>if (a</b) {}</SCRIPT >Shown<STYLE>x</Style>");
+        assert_eq!(page.text, "Shown");
+        // An unclosed script hides the rest rather than leaking code.
+        assert_eq!(extract("text<script>var x").text, "text");
     }
 }

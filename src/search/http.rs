@@ -64,6 +64,14 @@ impl ProviderOptions {
         }
     }
 
+    /// Each field from `self` when set, else from `fallback`.
+    pub fn or(self, fallback: ProviderOptions) -> ProviderOptions {
+        ProviderOptions {
+            base_url: self.base_url.or(fallback.base_url),
+            api_key: self.api_key.or(fallback.api_key),
+        }
+    }
+
     /// The configured key, or `MissingConfig` naming the variable that would provide it.
     pub(crate) fn require_key(&self, var: &'static str) -> Result<ApiKey, SearchError> {
         self.api_key
@@ -210,6 +218,17 @@ pub(crate) async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok((body, false))
+}
+
+/// Serde helper: `null` becomes the default value. Providers send `null` for text
+/// they lack as often as they omit the field, and neither should fail a search.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Score for providers that only give an order: 1, 1/2, 1/3, ...

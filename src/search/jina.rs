@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the API key.
@@ -42,12 +42,12 @@ struct Response {
 
 #[derive(Deserialize)]
 struct Hit {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     title: String,
     url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     content: String,
 }
 

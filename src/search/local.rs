@@ -407,13 +407,23 @@ fn write_manifest(slot: &Path, generation: &str, manifest: &str) -> std::io::Res
     std::fs::rename(&tmp, slot.join(MANIFEST))
 }
 
+/// Removes superseded generations. The one the manifest names right now is kept
+/// too: another opener of the same corpus may have published it after we did.
 fn remove_stale_generations(slot: &Path, keep: &str) {
+    let published = std::fs::read_to_string(slot.join(MANIFEST))
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.strip_prefix("generation "))
+                .map(str::to_string)
+        });
     let Ok(entries) = std::fs::read_dir(slot) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_generation_name(&name) && name != keep {
+        if is_generation_name(&name) && name != keep && Some(&name) != published.as_ref() {
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                 tracing::debug!(dir = %entry.path().display(), error = %e, "could not remove old index");
             }

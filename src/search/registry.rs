@@ -21,8 +21,8 @@ pub const TIMEOUT_ENV: &str = "DEEPSEARCH_SEARCH_TIMEOUT_SECS";
 /// Every name [`build_engine`] accepts.
 pub const ENGINE_NAMES: [&str; 6] = ["local", "searxng", "tavily", "brave", "serper", "jina"];
 
-/// Everything any engine needs. Fields left `None` fall back to defaults; nothing is
-/// read from the environment except by [`EngineConfig::from_env`].
+/// Everything any engine needs. Fields left `None` fall back to defaults; the
+/// environment is read only by [`EngineConfig::from_env`] and [`EngineConfig::or_env`].
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     /// Corpus of the `local` engine (`DEEPSEARCH_CORPUS_DIR`).
@@ -91,6 +91,28 @@ impl EngineConfig {
             timeout,
             client: None,
         }
+    }
+
+    /// Fills every setting left unset from `lookup`; values already set win.
+    pub fn or_lookup(self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let fallback = Self::from_lookup(lookup);
+        EngineConfig {
+            corpus_dir: self.corpus_dir.or(fallback.corpus_dir),
+            cache_dir: self.cache_dir.or(fallback.cache_dir),
+            searxng: self.searxng.or(fallback.searxng),
+            tavily: self.tavily.or(fallback.tavily),
+            brave: self.brave.or(fallback.brave),
+            serper: self.serper.or(fallback.serper),
+            jina: self.jina.or(fallback.jina),
+            timeout: self.timeout.or(fallback.timeout),
+            client: self.client,
+        }
+    }
+
+    /// Fills every setting left unset from the process environment: the usual way
+    /// to build a configuration where code sets a few things and env the rest.
+    pub fn or_env(self) -> Self {
+        self.or_lookup(|name| std::env::var(name).ok())
     }
 
     /// Client and deadline for the HTTP engines.

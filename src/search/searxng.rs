@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{rank_score, send_json, HttpSettings, ProviderOptions};
+use super::http::{null_as_default, rank_score, send_json, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable naming the instance's base URL (e.g. `http://localhost:8888`).
@@ -37,7 +37,7 @@ struct Response {
 
 #[derive(Deserialize)]
 struct Hit {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     title: String,
     url: String,
     #[serde(default)]

@@ -6,7 +6,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the API key.
@@ -43,16 +43,16 @@ impl SerperEngine {
 #[derive(Deserialize)]
 struct Response {
     // Missing when Google has no organic results for the query.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     organic: Vec<Hit>,
 }
 
 #[derive(Deserialize)]
 struct Hit {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     title: String,
     link: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     snippet: String,
     #[serde(default)]
     position: Option<u32>,

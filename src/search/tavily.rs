@@ -5,7 +5,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the API key.
@@ -56,10 +56,10 @@ struct Response {
 
 #[derive(Deserialize)]
 struct Hit {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     title: String,
     url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     content: String,
     #[serde(default)]
     score: Option<f64>,
