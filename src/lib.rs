@@ -3,4 +3,5 @@
 //! The core modules (`sse`, `message`, `stream`, `search`, ...) know nothing of
 //! Python or HTTP serving; `python` (feature `python`) is a thin face on top.
 
+pub mod llm;
 pub mod search;
