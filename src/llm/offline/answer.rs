@@ -166,7 +166,10 @@ fn body(doc: &Document) -> &str {
     }
 }
 
-fn score_sentences<'a>(weights: &BTreeMap<String, f64>, docs: &'a [Document]) -> Vec<Candidate<'a>> {
+fn score_sentences<'a>(
+    weights: &BTreeMap<String, f64>,
+    docs: &'a [Document],
+) -> Vec<Candidate<'a>> {
     if weights.is_empty() || docs.is_empty() {
         return Vec::new();
     }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::reasoner::{term_coverage, Assessment};
-use super::text::{key_terms, normalize_query, term_key};
+use super::text::{key_phrases, key_terms, normalize_query, term_key, term_keys};
 use crate::search::Document;
 
 /// How many key terms go into the compact key-term query. Engines degrade
@@ -138,18 +138,16 @@ pub fn plan(query: &str, round: usize, history: &PlanHistory, max_queries: usize
 
 fn first_round(query: &str) -> Vec<String> {
     let mut out = vec![query.to_string()];
-    if let Some((left, right)) = split_comparison(query) {
-        out.push(left);
-        out.push(right);
+    if let Some(sides) = split_comparison(query) {
+        out.extend(sides);
     } else {
         let parts = split_parts(query);
         if parts.len() > 1 {
             out.extend(parts);
         }
     }
-    let terms = key_terms(query);
     out.push(
-        terms
+        key_phrases(query)
             .iter()
             .take(KEY_TERM_QUERY_LEN)
             .cloned()
@@ -160,48 +158,64 @@ fn first_round(query: &str) -> Vec<String> {
 }
 
 fn follow_up(query: &str, history: &PlanHistory) -> Vec<String> {
-    let terms = key_terms(query);
-    let missing: Vec<String> = if history.missing_terms.is_empty() {
+    let missing_keys: HashSet<String> = if history.missing_terms.is_empty() {
+        let terms = key_terms(query);
         let covered = term_coverage(&terms, history.documents.iter());
         terms
             .iter()
             .zip(covered)
             .filter(|(_, c)| !c)
-            .map(|(t, _)| t.clone())
+            .map(|(t, _)| term_key(t))
             .collect()
     } else {
         history
             .missing_terms
             .iter()
-            .map(|t| t.trim().to_lowercase())
-            .filter(|t| !t.is_empty())
+            .flat_map(|t| term_keys(t))
             .collect()
     };
+    // Gaps are tracked per term (Han bigrams included) but queries are built
+    // from whole phrases, so "营养价值" is searched rather than "养价".
+    let phrases = key_phrases(query);
+    let is_missing = |p: &String| term_keys(p).iter().any(|k| missing_keys.contains(k));
+    let mut gaps: Vec<String> = phrases.iter().filter(|p| is_missing(p)).cloned().collect();
+    // Gaps named by a model reasoner need not be words of the query.
+    for extra in &history.missing_terms {
+        let extra = extra.trim().to_lowercase();
+        let keys = term_keys(&extra);
+        let in_query = phrases.iter().any(|p| {
+            let phrase_keys = term_keys(p);
+            keys.iter().all(|k| phrase_keys.contains(k))
+        });
+        if !extra.is_empty() && !in_query && !gaps.contains(&extra) {
+            gaps.push(extra);
+        }
+    }
     let mut out = Vec::new();
     if let Some(rewrite) = &history.rewrite_query {
         out.push(rewrite.clone());
     }
-    if !missing.is_empty() {
-        let missing_keys: HashSet<String> = missing.iter().map(|t| term_key(t)).collect();
-        let mut topic: Vec<&String> = terms
-            .iter()
-            .filter(|t| !missing_keys.contains(&term_key(t)))
-            .take(TOPIC_LEN)
-            .collect();
-        let mut gaps: Vec<&String> = missing.iter().collect();
-        if topic.is_empty() {
-            // Nothing matched at all: the first term is usually the subject,
-            // so anchor the others to it rather than searching bare words.
-            topic.push(gaps.remove(0));
+    let topic: Vec<&String> = phrases
+        .iter()
+        .filter(|p| !is_missing(p))
+        .take(TOPIC_LEN)
+        .collect();
+    if topic.is_empty() {
+        // Nothing is covered, so there is no topic to anchor single gaps to;
+        // searching "configure" or "top" alone would only bring noise.
+        if !gaps.is_empty() {
+            out.push(gaps.join(" "));
         }
-        let topic = join(&topic);
+    } else if !gaps.is_empty() {
+        let topic = topic
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         if gaps.len() > 1 {
-            out.push(format!("{topic} {}", join(&gaps)));
+            out.push(format!("{topic} {}", gaps.join(" ")));
         }
         out.extend(gaps.iter().map(|gap| format!("{topic} {gap}")));
-        if gaps.is_empty() {
-            out.push(topic);
-        }
     }
     if history.documents.is_empty() {
         // Earlier rounds found nothing: any first-round formulation not yet
@@ -209,14 +223,6 @@ fn follow_up(query: &str, history: &PlanHistory) -> Vec<String> {
         out.extend(first_round(query));
     }
     out
-}
-
-fn join(terms: &[&String]) -> String {
-    terms
-        .iter()
-        .map(|t| t.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Finds `needle` (ASCII, lowercase) in `hay` ignoring ASCII case; byte
@@ -252,13 +258,41 @@ fn trim_edges(text: &str) -> String {
 }
 
 /// Both sides of a comparison question, or `None` when it is not one.
-fn split_comparison(query: &str) -> Option<(String, String)> {
-    let pair = english_comparison(query).or_else(|| chinese_comparison(query))?;
-    let (a, b) = (trim_edges(&pair.0), trim_edges(&pair.1));
-    (!key_terms(&a).is_empty() && !key_terms(&b).is_empty()).then_some((a, b))
+/// The sides of a comparison question, or `None` when it is not one.
+fn split_comparison(query: &str) -> Option<Vec<String>> {
+    let sides = english_comparison(query).or_else(|| chinese_comparison(query))?;
+    let sides: Vec<String> = sides.iter().map(|s| trim_edges(s)).collect();
+    sides
+        .iter()
+        .all(|s| !key_terms(s).is_empty())
+        .then_some(sides)
 }
 
-fn english_comparison(q: &str) -> Option<(String, String)> {
+const VERSUS: &[&str] = &[
+    " vs. ",
+    " vs ",
+    " versus ",
+    " compared to ",
+    " compared with ",
+];
+
+/// Splits at every occurrence of any of `seps` (ASCII, lowercase).
+fn split_all_ci<'a>(text: &'a str, seps: &[&str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some((i, sep)) = seps
+        .iter()
+        .filter_map(|sep| find_ci(rest, sep, 0).map(|i| (i, sep)))
+        .min_by_key(|&(i, _)| i)
+    {
+        out.push(&rest[..i]);
+        rest = &rest[i + sep.len()..];
+    }
+    out.push(rest);
+    out
+}
+
+fn english_comparison(q: &str) -> Option<Vec<String>> {
     for lead in [
         "difference between ",
         "differences between ",
@@ -269,30 +303,40 @@ fn english_comparison(q: &str) -> Option<(String, String)> {
             let rest = &q[i + lead.len()..];
             for conj in [" and ", " with ", " to ", " vs. ", " vs ", " versus "] {
                 if let Some(j) = find_ci(rest, conj, 0) {
-                    return Some((
+                    return Some(vec![
                         rest[..j].to_string(),
                         cut_at_clause_end(&rest[j + conj.len()..]),
-                    ));
+                    ]);
                 }
             }
         }
     }
-    for sep in [
-        " vs. ",
-        " vs ",
-        " versus ",
-        " compared to ",
-        " compared with ",
-    ] {
-        if let Some(i) = find_ci(q, sep, 0) {
-            let left = &q[..i];
-            let left = left
-                .rfind([':', ',', '：', '，'])
-                .map_or(left, |k| &left[k + 1..]);
-            return Some((left.to_string(), cut_at_clause_end(&q[i + sep.len()..])));
+    let mut sides = split_all_ci(q, VERSUS);
+    if sides.len() > 1 {
+        let first = sides[0];
+        sides[0] = first
+            .rfind([':', ',', '：', '，'])
+            .map_or(first, |k| &first[k + 1..]);
+        let mut out: Vec<String> = sides.iter().map(|s| s.to_string()).collect();
+        if let Some(last) = out.last_mut() {
+            *last = cut_at_clause_end(last);
         }
+        return Some(out);
     }
-    None
+    // "Is Python faster than Java?": the comparative itself is not a side.
+    let i = find_ci(q, " than ", 0)?;
+    let mut left: Vec<&str> = q[..i].split_whitespace().collect();
+    left.pop();
+    if left
+        .last()
+        .is_some_and(|w| w.eq_ignore_ascii_case("more") || w.eq_ignore_ascii_case("less"))
+    {
+        left.pop();
+    }
+    Some(vec![
+        left.join(" "),
+        cut_at_clause_end(&q[i + " than ".len()..]),
+    ])
 }
 
 fn cut_at_clause_end(text: &str) -> String {
@@ -302,7 +346,7 @@ fn cut_at_clause_end(text: &str) -> String {
         .to_string()
 }
 
-fn chinese_comparison(q: &str) -> Option<(String, String)> {
+fn chinese_comparison(q: &str) -> Option<Vec<String>> {
     const MARKERS: &[&str] = &["区别", "差异", "不同", "对比", "比较", "哪个好", "哪个更"];
     const CONJUNCTIONS: &[&str] = &["和", "与", "跟", "同", "对比", "vs", "VS"];
     const RIGHT_ENDS: &[&str] = &[
@@ -336,7 +380,7 @@ fn chinese_comparison(q: &str) -> Option<(String, String)> {
             right = &right[..end];
         }
         if !left.trim().is_empty() && !right.trim().is_empty() {
-            return Some((left.to_string(), right.to_string()));
+            return Some(vec![left.to_string(), right.to_string()]);
         }
     }
     None
@@ -356,7 +400,7 @@ fn split_parts(query: &str) -> Vec<String> {
         .filter(|c| !key_terms(c).is_empty() || has_pronoun(c))
         .collect();
     let topic = clauses.first().map(|c| {
-        key_terms(c)
+        key_phrases(c)
             .into_iter()
             .take(TOPIC_LEN)
             .collect::<Vec<_>>()
@@ -424,13 +468,13 @@ fn split_enumeration(clause: &str) -> Vec<String> {
     if items.len() < 2 {
         return vec![clause.to_string()];
     }
-    let last_terms = key_terms(items[items.len() - 1]);
+    let last_terms = key_phrases(items[items.len() - 1]);
     let context = last_terms.get(1..).unwrap_or_default().join(" ");
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            if i + 1 < items.len() && !context.is_empty() && key_terms(item).len() <= 1 {
+            if i + 1 < items.len() && !context.is_empty() && key_phrases(item).len() <= 1 {
                 format!("{item} {context}")
             } else {
                 item.to_string()
@@ -512,6 +556,16 @@ mod tests {
             fresh("Rust和Go的区别是什么？"),
             ["Rust和Go的区别是什么？", "Rust", "Go", "rust go"]
         );
+    }
+
+    #[test]
+    fn comparatives_and_many_way_comparisons() {
+        assert_eq!(
+            fresh("Is Python faster than Java?")[1..3],
+            ["Python", "Java"]
+        );
+        assert_eq!(fresh("is rust more secure than c++")[1..3], ["rust", "c++"]);
+        assert_eq!(fresh("Rust vs Go vs Zig")[1..4], ["Rust", "Go", "Zig"]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{key_terms, term_key, term_keys};
+use super::text::{key_phrases, key_terms, term_key, term_keys};
 use crate::search::Document;
 
 /// Share of the query's key terms that the top documents must contain for
@@ -82,15 +82,16 @@ pub fn assess(query: &str, docs: &[Document]) -> Assessment {
 
     let rewrite_query = if is_answer || terms.is_empty() {
         None
-    } else if let Some(anchor) = terms
-        .iter()
-        .zip(&covered)
-        .find(|(_, c)| **c)
-        .map(|(t, _)| t)
-    {
-        Some(format!("{} {anchor}", missing.join(" ")))
     } else {
-        Some(terms.join(" "))
+        Some(rewrite(
+            query,
+            &missing,
+            terms
+                .iter()
+                .zip(&covered)
+                .find(|(_, c)| **c)
+                .map(|(t, _)| t),
+        ))
     };
 
     let reason = if docs.is_empty() {
@@ -119,6 +120,28 @@ pub fn assess(query: &str, docs: &[Document]) -> Assessment {
         rewrite_query,
         reason,
     }
+}
+
+/// The missing phrases first (so engines weigh them), then one covered term
+/// to keep the topic; with nothing covered, the query's key phrases alone.
+fn rewrite(query: &str, missing: &[String], anchor: Option<&String>) -> String {
+    let missing_keys: HashSet<String> = missing.iter().map(|t| term_key(t)).collect();
+    let phrases = key_phrases(query);
+    let Some(anchor) = anchor else {
+        return phrases.join(" ");
+    };
+    let mut parts: Vec<&str> = phrases
+        .iter()
+        .filter(|p| term_keys(p).iter().any(|k| missing_keys.contains(k)))
+        .map(String::as_str)
+        .collect();
+    if !parts
+        .iter()
+        .any(|p| term_keys(p).contains(&term_key(anchor)))
+    {
+        parts.push(anchor);
+    }
+    parts.join(" ")
 }
 
 /// Document indexes best first by score; ties (and NaN scores, ranked

@@ -31,14 +31,16 @@ const QUERY_FILLER: &str =
 /// first so that "为什么" wins over "什么". Without this, a query like
 /// "中国的首都是哪里" yields bigrams such as "是哪" that no document contains,
 /// which would drag coverage down for no reason.
-const HAN_FUNCTION_WORDS: &str = "为什么 是什么 有什么 怎么样 什么 怎么 如何 哪些 哪个 哪里 是否 可以 一个 以及 还是 或者 我们 你们 他们 它们 这个 那个 这些 那些 \
+const HAN_FUNCTION_WORDS: &str = "为什么 是什么 有什么 有哪些 有没有 怎么样 什么 怎么 如何 哪些 哪个 哪里 是否 可以 一个 以及 还是 或者 我们 你们 他们 它们 这个 那个 这些 那些 \
     但是 于是 可是 就是 只是 总是 而是 不是 为了 除了 关于 对于 由于 因为 所以 区别 比较 对比 不同 差异";
 
 /// Words that contain a separator character but must stay whole.
 const HAN_PROTECTED: &str = "和平 和谐 总和 温和 缓和 和解 参与 目的 的确 了解";
 
 /// Single Han characters that act like spaces: particles and conjunctions.
-const HAN_SEPARATORS: &[char] = &['的', '了', '吗', '呢', '吧', '啊', '呀', '和', '与', '是'];
+const HAN_SEPARATORS: &[char] = &[
+    '的', '了', '吗', '呢', '吧', '啊', '呀', '和', '与', '是', '它', '谁',
+];
 
 /// Abbreviations after which a period does not end a sentence.
 const ABBREVIATIONS: &[&str] = &[
@@ -80,6 +82,22 @@ pub fn is_stopword(word: &str) -> bool {
 /// assert_eq!(tokenize("Python 3.12 发布日期"), ["python", "3.12", "发布", "布日", "日期"]);
 /// ```
 pub fn tokenize(text: &str) -> Vec<String> {
+    scan(text, true)
+}
+
+/// Like [`tokenize`] but keeps each Han segment whole instead of cutting it
+/// into bigrams: the readable form for building search queries.
+///
+/// ```
+/// use deepsearch_stream::llm::offline::text::words;
+/// assert_eq!(words("水果的营养价值"), ["水果", "营养价值"]);
+/// assert_eq!(words("The Rust book"), ["rust", "book"]);
+/// ```
+pub fn words(text: &str) -> Vec<String> {
+    scan(text, false)
+}
+
+fn scan(text: &str, bigrams: bool) -> Vec<String> {
     let mut out = Vec::new();
     let chars: Vec<char> = text.chars().collect();
     let mut word = String::new();
@@ -91,7 +109,7 @@ pub fn tokenize(text: &str) -> Vec<String> {
             flush_word(&mut word, &mut out);
             han.push(c);
         } else {
-            flush_han(&mut han, &mut out);
+            flush_han(&mut han, &mut out, bigrams);
             let prev_alnum = i > 0 && chars[i - 1].is_alphanumeric();
             let next = chars.get(i + 1).copied();
             if c.is_alphanumeric() {
@@ -118,7 +136,7 @@ pub fn tokenize(text: &str) -> Vec<String> {
         i += 1;
     }
     flush_word(&mut word, &mut out);
-    flush_han(&mut han, &mut out);
+    flush_han(&mut han, &mut out, bigrams);
     out
 }
 
@@ -129,7 +147,7 @@ fn flush_word(word: &mut String, out: &mut Vec<String>) {
     word.clear();
 }
 
-fn flush_han(run: &mut String, out: &mut Vec<String>) {
+fn flush_han(run: &mut String, out: &mut Vec<String>, bigrams: bool) {
     if run.is_empty() {
         return;
     }
@@ -146,19 +164,19 @@ fn flush_han(run: &mut String, out: &mut Vec<String>) {
         }
         for function_word in HAN_FUNCTION_WORDS.split(' ') {
             if starts_with_at(&chars, i, function_word) {
-                emit_bigrams(&mut segment, out);
+                emit_segment(&mut segment, out, bigrams);
                 i += function_word.chars().count();
                 continue 'scan;
             }
         }
         if HAN_SEPARATORS.contains(&chars[i]) {
-            emit_bigrams(&mut segment, out);
+            emit_segment(&mut segment, out, bigrams);
         } else {
             segment.push(chars[i]);
         }
         i += 1;
     }
-    emit_bigrams(&mut segment, out);
+    emit_segment(&mut segment, out, bigrams);
     run.clear();
 }
 
@@ -167,10 +185,11 @@ fn starts_with_at(chars: &[char], at: usize, word: &str) -> bool {
     word.chars().all(|w| rest.next() == Some(&w))
 }
 
-fn emit_bigrams(segment: &mut Vec<char>, out: &mut Vec<String>) {
+fn emit_segment(segment: &mut Vec<char>, out: &mut Vec<String>, bigrams: bool) {
     match segment.len() {
         0 => {}
         1 => out.push(segment[0].to_string()),
+        _ if !bigrams => out.push(segment.iter().collect()),
         _ => out.extend(segment.windows(2).map(|w| w.iter().collect::<String>())),
     }
     segment.clear();
@@ -227,6 +246,22 @@ pub fn term_keys(text: &str) -> Vec<String> {
 pub fn key_terms(query: &str) -> Vec<String> {
     let mut seen = HashSet::new();
     tokenize(query)
+        .into_iter()
+        .filter(|t| !QUERY_FILLER.split(' ').any(|f| f == t))
+        .filter(|t| seen.insert(term_key(t)))
+        .collect()
+}
+
+/// [`key_terms`] in the readable [`words`] form: Han segments stay whole,
+/// so "营养价值" is one phrase rather than three bigrams.
+///
+/// ```
+/// use deepsearch_stream::llm::offline::text::key_phrases;
+/// assert_eq!(key_phrases("橙子的营养价值是什么"), ["橙子", "营养价值"]);
+/// ```
+pub fn key_phrases(query: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    words(query)
         .into_iter()
         .filter(|t| !QUERY_FILLER.split(' ').any(|f| f == t))
         .filter(|t| seen.insert(term_key(t)))
