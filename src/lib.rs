@@ -7,6 +7,7 @@ pub mod json_compat;
 pub mod llm;
 pub mod message;
 pub mod search;
+pub mod sse;
 pub mod stream;
 
 #[cfg(feature = "python")]

@@ -770,6 +770,14 @@ impl EventStream {
         self.poller.shared.close();
     }
 
+    /// Another sender for this stream.
+    pub fn sender(&self) -> Sender {
+        self.poller.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            shared: self.poller.shared.clone(),
+        }
+    }
+
     /// A handle that closes this stream from elsewhere, as if the consumer went away.
     pub fn close_handle(&self) -> CloseHandle {
         CloseHandle {

@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import uvicorn
-from conftest import frames, message
 from fastapi import FastAPI
 from sse_starlette import EventSourceResponse
 from starlette.responses import StreamingResponse
 
+from conftest import frames, message
 from deepsearch_stream import EventStream
 
 DONE = b"data: [DONE]\n\n"
@@ -27,7 +27,7 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -7,14 +7,15 @@ import json
 import time
 
 import pytest
-from conftest import frames, message
 
+from conftest import frames, message
 from deepsearch_stream import (
     ConfigError,
     DeepSearchStreamError,
     EventStream,
     StreamClosedError,
     StreamTimeoutError,
+    synthetic_stream,
 )
 
 DONE = b"data: [DONE]\n\n"
@@ -289,3 +290,28 @@ async def test_iterating_an_ended_stream_stops_at_once() -> None:
     s.complete()
     assert await collect(s) == [DONE]
     assert await collect(s) == []
+
+
+async def test_synthetic_stream_is_fed_by_rust_with_backpressure() -> None:
+    s = synthetic_stream("syn", 1000, payload_bytes=50, max_pending=8, max_chunk_bytes=4096)
+    seqs = []
+    async for chunk in s:
+        assert s.stats()["pending"] <= 8
+        for f in frames(chunk):
+            if f != DONE:
+                _, env = message(f)
+                assert env["data"]["text"] == "x" * 50
+                seqs.append(env["data"]["seq"])
+    assert seqs == list(range(1000))
+
+
+async def test_synthetic_producer_is_cancelled_when_the_consumer_leaves() -> None:
+    s = synthetic_stream("syn", 10**9, max_pending=4)
+    await anext(aiter(s))
+    await s.aclose()
+    await asyncio.sleep(0.05)
+    # The producer task was aborted: nothing more is buffered or sent.
+    before = s.stats()
+    await asyncio.sleep(0.05)
+    assert s.stats() == before
+    assert s.closed

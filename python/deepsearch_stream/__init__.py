@@ -14,6 +14,7 @@ from deepsearch_stream._core import (
     StreamClosedError,
     StreamTimeoutError,
     __version__,
+    synthetic_stream,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "StreamClosedError",
     "StreamTimeoutError",
     "__version__",
+    "synthetic_stream",
 ]

@@ -106,3 +106,20 @@ class EventStream:
         """Counters: messages_sent, bytes_sent, heartbeats, pending, blocked_seconds."""
     def __aiter__(self) -> EventStream: ...
     def __anext__(self) -> Awaitable[bytes]: ...
+
+def synthetic_stream(
+    request_id: str,
+    count: int,
+    *,
+    payload_bytes: int = 200,
+    type: str = "bench",
+    heartbeat: float | None = 10.0,
+    timeout: float | None = 3600.0,
+    max_pending: int = 256,
+    max_pending_bytes: int = 4194304,
+    max_chunk_bytes: int = 65536,
+    yield_every: int = 32,
+) -> EventStream:
+    """An ``EventStream`` fed by a Rust task: ``count`` messages of type ``type`` with data
+    ``{"seq": n, "text": "x" * payload_bytes}``, then ``[DONE]``. For load tests and
+    benchmarks of the consuming side."""

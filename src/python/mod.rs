@@ -7,6 +7,7 @@
 mod errors;
 mod json;
 mod stream;
+mod synthetic;
 
 use pyo3::prelude::*;
 
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<stream::PyEventStream>()?;
     m.add_class::<stream::Ready>()?;
+    m.add_function(wrap_pyfunction!(synthetic::synthetic_stream, m)?)?;
     m.add(
         "DeepSearchStreamError",
         py.get_type::<errors::DeepSearchStreamError>(),

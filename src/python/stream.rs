@@ -171,6 +171,18 @@ fn seconds(name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
 }
 
 impl PyEventStream {
+    /// Wraps a stream built in Rust (and usually fed by a Rust task).
+    pub(crate) fn from_parts(sender: Sender, stream: EventStream, yield_every: u32) -> Self {
+        PyEventStream {
+            request_id: stream.request_id().to_owned(),
+            sender,
+            stream,
+            locals: OnceLock::new(),
+            fast_streak: AtomicU32::new(0),
+            yield_every,
+        }
+    }
+
     fn locals(&self, py: Python<'_>) -> PyResult<&TaskLocals> {
         if let Some(l) = self.locals.get() {
             return Ok(l);
@@ -208,35 +220,19 @@ impl PyEventStream {
         heartbeat_format: &str,
         yield_every: u32,
     ) -> PyResult<Self> {
-        let heartbeat_format = match heartbeat_format {
-            "data" => HeartbeatFormat::Data,
-            "comment" => HeartbeatFormat::Comment,
-            other => {
-                return Err(ConfigError::new_err(format!(
-                    "heartbeat_format must be \"data\" or \"comment\", got {other:?}"
-                )))
-            }
-        };
-        if yield_every == 0 {
-            return Err(ConfigError::new_err("yield_every must be at least 1"));
-        }
-        let config = StreamConfig {
-            heartbeat: seconds("heartbeat", heartbeat)?,
-            heartbeat_format,
-            timeout: seconds("timeout", timeout)?,
+        let config = stream_config(
+            heartbeat,
+            timeout,
             max_pending,
             max_pending_bytes,
             max_chunk_bytes,
-        };
+            heartbeat_format,
+        )?;
+        if yield_every == 0 {
+            return Err(ConfigError::new_err("yield_every must be at least 1"));
+        }
         let (sender, stream) = EventStream::new(request_id, config)?;
-        Ok(PyEventStream {
-            sender,
-            stream,
-            request_id: request_id.to_owned(),
-            locals: OnceLock::new(),
-            fast_streak: AtomicU32::new(0),
-            yield_every,
-        })
+        Ok(Self::from_parts(sender, stream, yield_every))
     }
 
     #[getter]
@@ -403,4 +399,34 @@ impl PyEventStream {
             self.sender.is_closed()
         )
     }
+}
+
+/// Builds a core `StreamConfig` from the keyword options every Python constructor shares.
+pub(crate) fn stream_config(
+    heartbeat: Option<f64>,
+    timeout: Option<f64>,
+    max_pending: usize,
+    max_pending_bytes: usize,
+    max_chunk_bytes: usize,
+    heartbeat_format: &str,
+) -> PyResult<StreamConfig> {
+    let heartbeat_format = match heartbeat_format {
+        "data" => HeartbeatFormat::Data,
+        "comment" => HeartbeatFormat::Comment,
+        other => {
+            return Err(ConfigError::new_err(format!(
+                "heartbeat_format must be \"data\" or \"comment\", got {other:?}"
+            )))
+        }
+    };
+    let config = StreamConfig {
+        heartbeat: seconds("heartbeat", heartbeat)?,
+        heartbeat_format,
+        timeout: seconds("timeout", timeout)?,
+        max_pending,
+        max_pending_bytes,
+        max_chunk_bytes,
+    };
+    config.validate()?;
+    Ok(config)
 }
