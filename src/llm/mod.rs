@@ -11,14 +11,17 @@
 //! Knows nothing of Python or HTTP serving.
 
 pub mod client;
+pub mod config;
 pub mod json;
 pub mod offline;
 pub mod prompts;
 pub mod think;
+mod wire;
 
 use std::time::Duration;
 
-pub use client::{ChatMessage, LlmClient, LlmConfig, LlmOptions, Role};
+pub use client::LlmClient;
+pub use config::{ChatMessage, LlmConfig, LlmOptions, Role};
 pub use json::parse_json_lenient;
 pub use think::{split_think, Delta, ThinkSplitter};
 

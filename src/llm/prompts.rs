@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::ChatMessage;
+use super::config::ChatMessage;
 use super::offline::PlanHistory;
 use crate::search::Document;
 
@@ -257,8 +257,8 @@ impl CitationFilter {
     ///
     /// ```
     /// let mut f = deepsearch_stream::llm::prompts::CitationFilter::new(0);
-    /// assert_eq!(f.push("a [1] b"), "a");
-    /// assert_eq!(f.finish(), " b");
+    /// assert_eq!(f.push("a [1] b "), "a b");
+    /// assert_eq!(f.finish(), " ");
     /// ```
     pub fn push(&mut self, chunk: &str) -> String {
         self.held.push_str(chunk);
