@@ -201,6 +201,93 @@ fn later_round_with_no_documents_falls_back_to_other_formulations() {
     assert!(q.contains(&"TCP".to_string()) && q.contains(&"UDP".to_string()));
 }
 
+fn round1_all(q: &str) -> Vec<String> {
+    round1(q, 10)
+}
+
+#[test]
+fn comparisons_split_into_sides() {
+    assert_eq!(
+        round1_all("tokio vs async-std"),
+        [
+            "tokio vs async-std",
+            "tokio",
+            "async-std",
+            "tokio async std"
+        ]
+    );
+    assert_eq!(
+        round1_all("Which is faster: Go versus Rust?"),
+        [
+            "Which is faster: Go versus Rust?",
+            "Go",
+            "Rust",
+            "faster go rust"
+        ]
+    );
+    assert_eq!(
+        round1_all("Compare PostgreSQL with MySQL"),
+        [
+            "Compare PostgreSQL with MySQL",
+            "PostgreSQL",
+            "MySQL",
+            "postgresql mysql"
+        ]
+    );
+    assert_eq!(
+        round1_all("Rust和Go的区别是什么？"),
+        ["Rust和Go的区别是什么？", "Rust", "Go", "rust go"]
+    );
+}
+
+#[test]
+fn comparatives_and_many_way_comparisons() {
+    assert_eq!(
+        round1_all("Is Python faster than Java?")[1..3],
+        ["Python", "Java"]
+    );
+    assert_eq!(
+        round1_all("is rust more secure than c++")[1..3],
+        ["rust", "c++"]
+    );
+    assert_eq!(round1_all("Rust vs Go vs Zig")[1..4], ["Rust", "Go", "Zig"]);
+}
+
+#[test]
+fn multi_part_questions_split() {
+    assert_eq!(
+        round1_all("What is Rust and who created it?"),
+        [
+            "What is Rust and who created it?",
+            "What is Rust",
+            "who created rust",
+            "rust created"
+        ]
+    );
+    assert_eq!(
+        round1_all("pros and cons of rust"),
+        ["pros and cons of rust", "pros cons rust"]
+    );
+    assert_eq!(
+        round1_all("tokio runtime; axum router"),
+        ["tokio runtime; axum router", "tokio runtime", "axum router"]
+    );
+}
+
+#[test]
+fn chinese_enumeration_carries_context() {
+    let q = round1_all("北京、上海、广州的人口");
+    assert_eq!(q[1..4], ["北京 人口", "上海 人口", "广州的人口"]);
+}
+
+#[test]
+fn degenerate_inputs() {
+    assert!(round1_all("").is_empty());
+    assert!(round1_all("what is it?").is_empty());
+    assert!(plan("rust", 1, &PlanHistory::new(), 0).is_empty());
+    assert!(plan("rust", 7, &PlanHistory::new(), 3) == ["rust"]);
+}
+
 // --------------------------------------------------------------- reasoner
 
 #[test]

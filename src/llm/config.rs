@@ -20,6 +20,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Who wrote a chat message.
+///
+/// ```
+/// use deepsearch_stream::llm::Role;
+/// assert_eq!(serde_json::to_string(&Role::System).unwrap(), "\"system\"");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

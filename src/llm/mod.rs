@@ -26,6 +26,12 @@ pub use json::parse_json_lenient;
 pub use think::{split_think, Delta, ThinkSplitter};
 
 /// Why an LLM call failed. Messages never contain the API key.
+///
+/// ```
+/// use deepsearch_stream::llm::LlmError;
+/// let e = LlmError::ContextLength { status: 400, message: "too long".into() };
+/// assert_eq!(e.to_string(), "prompt exceeds the model's context length (HTTP 400): too long");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LlmError {

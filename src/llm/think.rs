@@ -7,6 +7,15 @@
 //! splitter holds back just enough text to recognize a tag across chunks.
 
 /// One piece of a streamed chat completion.
+///
+/// ```
+/// use deepsearch_stream::llm::Delta;
+/// let answer: String = [Delta::Reasoning("hm".into()), Delta::Content("Hi".into()), Delta::Finish("stop".into())]
+///     .iter()
+///     .filter_map(|d| match d { Delta::Content(c) => Some(c.as_str()), _ => None })
+///     .collect();
+/// assert_eq!(answer, "Hi");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delta {
     /// Answer text, safe to show to the user.

@@ -51,6 +51,11 @@ const ABBREVIATIONS: &[&str] = &[
 
 /// True for CJK unified ideographs (the scripts written without spaces that
 /// the bigram rule is for).
+///
+/// ```
+/// use deepsearch_stream::llm::offline::text::is_han;
+/// assert!(is_han('中') && !is_han('a') && !is_han('。'));
+/// ```
 pub fn is_han(c: char) -> bool {
     matches!(c as u32,
         0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2EBEF | 0x30000..=0x3134F)
@@ -430,6 +435,11 @@ pub fn word_pieces(text: &str) -> WordPieces<'_> {
 }
 
 /// Iterator returned by [`word_pieces`].
+///
+/// ```
+/// use deepsearch_stream::llm::offline::text::word_pieces;
+/// assert_eq!(word_pieces("a b c").count(), 3);
+/// ```
 #[derive(Debug, Clone)]
 pub struct WordPieces<'a> {
     rest: &'a str,
