@@ -3,4 +3,13 @@
 //! The core modules (`sse`, `message`, `stream`, `search`, ...) know nothing of
 //! Python or HTTP serving; `python` (feature `python`) is a thin face on top.
 
+pub mod json_compat;
+pub mod llm;
+pub mod message;
 pub mod search;
+pub mod sse;
+pub mod stream;
+
+#[cfg(feature = "python")]
+#[allow(unsafe_code)] // pyo3's macros expand to unsafe FFI glue
+mod python;

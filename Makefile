@@ -1,0 +1,55 @@
+# deepsearch-stream: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help setup develop run test test-rust test-python lint core-deps bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -U pip
+	$(VPY) -m pip install -q "maturin>=1.9.4,<2"
+	touch $@
+
+setup: $(VENV)/.ready ## Create .venv with maturin
+
+develop: setup ## Build the extension (release) into .venv with the test extras
+	$(VENV)/bin/maturin develop --release -q -E test
+
+run: develop ## The main job: stream a DeepSearch-shaped sequence through EventStream
+	$(VPY) examples/stream_demo.py "what is backpressure?"
+
+test: develop lint test-rust test-python ## Every check and test (CI runs this)
+
+test-rust: ## cargo test (core, no Python)
+	cargo test --all-targets
+	cargo test --doc
+
+test-python: develop ## pytest against the built extension
+	$(VPY) -m pytest
+
+lint: develop core-deps ## rustfmt, clippy, ruff
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --all-features -- -D warnings
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+core-deps: ## The core must not depend on pyo3 or axum
+	@if cargo tree --no-default-features -e normal --prefix none | grep -E '^(pyo3|axum)'; then \
+		echo "core depends on pyo3/axum without features" >&2; exit 1; fi
+	@echo "core-deps: ok (no pyo3/axum without features)"
+
+bench: develop ## Benchmarks; writes docs/BENCHMARKS.md
+	$(VPY) bench/stream_bench.py --write docs/BENCHMARKS.md
+
+clean: ## Remove build outputs and the venv
+	cargo clean
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

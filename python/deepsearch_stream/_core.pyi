@@ -1,0 +1,125 @@
+"""Type stubs for the Rust extension ``deepsearch_stream._core``."""
+
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, Literal, final
+
+__version__: str
+
+class DeepSearchStreamError(Exception):
+    """Base class of every error raised by deepsearch_stream."""
+
+class StreamClosedError(DeepSearchStreamError):
+    """The stream can take no more messages: its consumer went away or it already ended."""
+
+class StreamTimeoutError(StreamClosedError):
+    """The stream reached its timeout."""
+
+class EncodeError(DeepSearchStreamError):
+    """A message could not be encoded."""
+
+class ConfigError(DeepSearchStreamError):
+    """An option is out of range or malformed."""
+
+@final
+class _Ready:
+    """An awaitable that is already complete (the no-wait fast path)."""
+
+    def __await__(self) -> Generator[None, None, Any]: ...
+    def __iter__(self) -> _Ready: ...
+    def __next__(self) -> None: ...
+    def send(self, value: object, /) -> None: ...
+    def throw(self, exc: BaseException, /, *args: object) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class EventStream:
+    """One SSE stream for one request, between producers and one consumer.
+
+    Producers ``await send(type, data)``: each message becomes a frame
+    ``id: <n>`` / ``data: {"type", "data", "requestId", "timestamp"}`` with the JSON written
+    exactly as ``json.dumps(..., ensure_ascii=False)`` would. While ``max_pending``
+    messages (or ``max_pending_bytes``) are buffered, ``send`` waits: nothing is dropped.
+
+    The consumer iterates: ``async for chunk in stream`` yields ``bytes`` holding one or
+    more whole frames, a heartbeat after ``heartbeat`` idle seconds, and ``data: [DONE]``
+    last. The object can be passed as is to sse-starlette's ``EventSourceResponse`` (with
+    ``ping=0``) or Starlette's ``StreamingResponse``.
+
+    Ending: ``complete()`` sends ``[DONE]``; ``fail(message, code)`` sends an ``error``
+    message then ``[DONE]``; after ``timeout`` seconds an ``error`` with code ``timeout``
+    and ``[DONE]`` are sent. When the consumer goes away (``aclose()``, the consuming task
+    is cancelled, the object is dropped) ``send`` raises ``StreamClosedError`` and a task
+    started with ``start()`` is cancelled.
+
+    When frames are already buffered, ``__anext__`` and ``send`` return an awaitable that
+    completes without suspending; every ``yield_every`` chunks the iterator yields to the
+    event loop once anyway, so a server's disconnect detection keeps running.
+    """
+
+    def __new__(
+        cls,
+        request_id: str,
+        *,
+        heartbeat: float | None = 10.0,
+        timeout: float | None = 3600.0,
+        max_pending: int = 256,
+        max_pending_bytes: int = 4194304,
+        max_chunk_bytes: int = 65536,
+        heartbeat_format: Literal["data", "comment"] | str = "data",
+        yield_every: int = 32,
+    ) -> EventStream: ...
+    @property
+    def request_id(self) -> str:
+        """The request id every message carries as ``requestId``."""
+    @property
+    def closed(self) -> bool:
+        """True once no message can be sent any more."""
+    def send(
+        self,
+        type: str,
+        data: Any,
+        *,
+        message_id: str | None = None,
+        is_final: bool | None = None,
+        digital_employee: str | None = None,
+    ) -> Awaitable[None]:
+        """Queue one message; the awaitable waits while the buffer is full.
+
+        Raises ``TypeError``/``ValueError`` for data ``json.dumps`` would refuse (and for
+        non-finite floats), ``StreamClosedError`` once the stream cannot take messages.
+        """
+    def complete(self) -> None:
+        """End the stream: ``[DONE]`` follows what is buffered."""
+    def fail(self, message: str, code: str = "error") -> None:
+        """End the stream with an ``error`` message ``{"message", "code"}``, then ``[DONE]``."""
+    def start(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coro`` as the producer task (returns the ``asyncio.Task``).
+
+        The stream completes when it returns, fails when it raises, and the task is
+        cancelled when the consumer goes away.
+        """
+    def close(self) -> None:
+        """Close from the consumer side: buffered frames are dropped, producers stop."""
+    def aclose(self) -> Awaitable[None]:
+        """Async form of ``close()``."""
+    def stats(self) -> dict[str, float]:
+        """Counters: messages_sent, bytes_sent, heartbeats, pending, blocked_seconds."""
+    def __aiter__(self) -> EventStream: ...
+    def __anext__(self) -> Awaitable[bytes]: ...
+
+def synthetic_stream(
+    request_id: str,
+    count: int,
+    *,
+    payload_bytes: int = 200,
+    type: str = "bench",
+    heartbeat: float | None = 10.0,
+    timeout: float | None = 3600.0,
+    max_pending: int = 256,
+    max_pending_bytes: int = 4194304,
+    max_chunk_bytes: int = 65536,
+    yield_every: int = 32,
+) -> EventStream:
+    """An ``EventStream`` fed by a Rust task: ``count`` messages of type ``type`` with data
+    ``{"seq": n, "text": "x" * payload_bytes}``, then ``[DONE]``. For load tests and
+    benchmarks of the consuming side."""

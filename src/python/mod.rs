@@ -1,0 +1,36 @@
+//! The Python face (`deepsearch_stream._core`): conversion code only. Each file is one
+//! Python concept; `python/deepsearch_stream/_core.pyi` documents the same names.
+
+// pyclasses are opaque handles; their Python repr is what users see.
+#![allow(missing_debug_implementations)]
+
+mod errors;
+mod json;
+mod stream;
+mod synthetic;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<stream::PyEventStream>()?;
+    m.add_class::<stream::Ready>()?;
+    m.add_function(wrap_pyfunction!(synthetic::synthetic_stream, m)?)?;
+    m.add(
+        "DeepSearchStreamError",
+        py.get_type::<errors::DeepSearchStreamError>(),
+    )?;
+    m.add(
+        "StreamClosedError",
+        py.get_type::<errors::StreamClosedError>(),
+    )?;
+    m.add(
+        "StreamTimeoutError",
+        py.get_type::<errors::StreamTimeoutError>(),
+    )?;
+    m.add("EncodeError", py.get_type::<errors::EncodeError>())?;
+    m.add("ConfigError", py.get_type::<errors::ConfigError>())?;
+    Ok(())
+}

@@ -1,0 +1,103 @@
+"""EventStream as the body of real ASGI responses, over a real socket (uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sse_starlette import EventSourceResponse
+from starlette.responses import StreamingResponse
+
+from conftest import frames, message
+from deepsearch_stream import EventStream
+
+DONE = b"data: [DONE]\n\n"
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def make_app(
+    wrap: Callable[[EventStream], object], state: dict[str, object], n: int = 5
+) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/deepsearch")
+    async def deepsearch() -> object:
+        stream = EventStream("req-9", heartbeat=0.05)
+        state["stream"] = stream
+
+        async def produce() -> None:
+            try:
+                await stream.send("status", "开始搜索...")
+                for i in range(n):
+                    await stream.send("progress", f"执行第{i + 1}轮搜索...")
+                    await asyncio.sleep(0.01)
+                await stream.send("final", {"answer": "done"})
+            except asyncio.CancelledError:
+                state["cancelled"] = True
+                raise
+
+        stream.start(produce())
+        return wrap(stream)
+
+    return app
+
+
+WRAPPERS = {
+    "sse-starlette": lambda s: EventSourceResponse(s, ping=0),
+    "streaming-response": lambda s: StreamingResponse(s, media_type="text/event-stream"),
+}
+
+
+@pytest.mark.parametrize("wrapper", list(WRAPPERS))
+async def test_stream_passes_through_unchanged(wrapper: str) -> None:
+    state: dict[str, object] = {}
+    async with serve(make_app(WRAPPERS[wrapper], state)) as base, httpx.AsyncClient() as client:
+        r = await client.post(f"{base}/deepsearch")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        got = frames(r.content)
+    assert got[-1] == DONE
+    msgs = [message(f)[1] for f in got if f.startswith(b"id: ")]
+    assert [m["type"] for m in msgs] == ["status"] + ["progress"] * 5 + ["final"]
+    assert msgs[0]["data"] == "开始搜索..."
+
+
+@pytest.mark.parametrize("wrapper", list(WRAPPERS))
+async def test_client_disconnect_cancels_the_producer(wrapper: str) -> None:
+    state: dict[str, object] = {}
+    app = make_app(WRAPPERS[wrapper], state, n=10_000)
+    async with serve(app) as base, httpx.AsyncClient() as client:
+        async with client.stream("POST", f"{base}/deepsearch") as r:
+            async for chunk in r.aiter_raw():
+                if b"progress" in chunk:
+                    break
+        for _ in range(100):
+            if state.get("cancelled"):
+                break
+            await asyncio.sleep(0.01)
+    assert state.get("cancelled") is True
+    stream = state["stream"]
+    assert isinstance(stream, EventStream)
+    assert stream.closed
