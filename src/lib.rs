@@ -4,6 +4,7 @@
 //! Python or HTTP serving; `python` (feature `python`) is a thin face on top.
 
 pub mod json_compat;
+pub mod llm;
 pub mod message;
 pub mod search;
 pub mod sse;

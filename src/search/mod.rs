@@ -4,6 +4,30 @@
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub mod brave;
+mod corpus;
+pub mod html;
+pub mod http;
+pub mod jina;
+pub mod local;
+mod passages;
+pub mod reader;
+pub mod registry;
+pub mod searxng;
+pub mod serper;
+pub mod ssrf;
+pub mod tavily;
+
+pub use brave::BraveEngine;
+pub use http::{ApiKey, HttpSettings, ProviderOptions};
+pub use jina::JinaEngine;
+pub use local::LocalEngine;
+pub use reader::{PageReader, PageText, ReaderError, ReaderOptions};
+pub use registry::{build_engine, EngineConfig, ENGINE_NAMES};
+pub use searxng::SearxngEngine;
+pub use serper::SerperEngine;
+pub use tavily::TavilyEngine;
+
 /// One search hit, as every engine reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
@@ -22,6 +46,14 @@ pub struct Document {
 pub enum SearchError {
     #[error("missing configuration: set {0}")]
     MissingConfig(&'static str),
+    /// A setting is present but unusable (e.g. a base URL that does not parse).
+    #[error("invalid configuration {name}: {reason}")]
+    InvalidConfig {
+        /// Variable (or field) holding the bad value.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     #[error("request failed: {0}")]
     Http(String),
     #[error("engine answered HTTP {status}: {body}")]
