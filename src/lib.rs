@@ -3,6 +3,7 @@
 //! The core modules (`sse`, `message`, `stream`, `search`, ...) know nothing of
 //! Python or HTTP serving; `python` (feature `python`) is a thin face on top.
 
+pub mod deepsearch;
 pub mod json_compat;
 pub mod llm;
 pub mod message;

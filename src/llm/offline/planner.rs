@@ -206,6 +206,13 @@ fn follow_up(query: &str, history: &PlanHistory) -> Vec<String> {
         if !gaps.is_empty() {
             out.push(gaps.join(" "));
         }
+        // The whole conjunction found nothing relevant: each half may still find a
+        // document that covers part of the question, which gives the next round a topic.
+        if gaps.len() >= 4 {
+            let (front, back) = gaps.split_at(gaps.len() / 2);
+            out.push(front.join(" "));
+            out.push(back.join(" "));
+        }
     } else if !gaps.is_empty() {
         let topic = topic
             .iter()

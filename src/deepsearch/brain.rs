@@ -1,0 +1,226 @@
+//! Who plans, judges and writes: an OpenAI-compatible model when one is configured, the
+//! offline kit otherwise. Both sit behind the same three calls.
+
+use std::collections::{BTreeSet, HashSet};
+
+use futures::stream::{self, BoxStream};
+use futures::StreamExt;
+
+use crate::llm::offline::{self, normalize_query, Assessment, PlanHistory};
+use crate::llm::prompts::{
+    answer_messages, planner_messages, reasoner_messages, CitationFilter, PlannerReply,
+    ReasonerReply,
+};
+use crate::llm::{Delta, LlmClient, LlmError};
+use crate::search::Document;
+
+/// The planner, reasoner and answer writer.
+#[derive(Debug, Clone)]
+pub enum Brain {
+    /// No model: heuristic planner, coverage reasoner, extractive answers.
+    Offline,
+    /// Any OpenAI-compatible chat-completions server.
+    Llm(LlmClient),
+}
+
+/// How the `[n]` markers of an answer map to the documents it was written from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Citing {
+    /// `[n]` is `docs[map[n - 1]]` (the extractive builder numbers by first use).
+    Mapped(Vec<usize>),
+    /// `[n]` is `docs[n - 1]` (the model saw the documents numbered).
+    Numbered,
+}
+
+/// A verdict on the material found so far.
+#[derive(Debug, Clone)]
+pub(crate) struct Verdict {
+    pub is_answer: bool,
+    /// The offline assessment, kept for its gaps even when a model decides.
+    pub assessment: Assessment,
+    pub rewrite_query: Option<String>,
+}
+
+/// Drops queries already searched, or repeated, after normalization.
+fn fresh(queries: Vec<String>, history: &PlanHistory, max: usize) -> Vec<String> {
+    let mut seen: HashSet<String> = history
+        .searched
+        .iter()
+        .map(|q| normalize_query(q))
+        .collect();
+    queries
+        .into_iter()
+        .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|q| {
+            let key = normalize_query(q);
+            !key.is_empty() && seen.insert(key)
+        })
+        .take(max)
+        .collect()
+}
+
+impl Brain {
+    /// Sub-queries for `round` (1-based), none already searched. Empty: nothing new.
+    pub(crate) async fn plan(
+        &self,
+        query: &str,
+        round: usize,
+        history: &PlanHistory,
+        max: usize,
+    ) -> Result<Vec<String>, LlmError> {
+        if let Brain::Llm(client) = self {
+            let reply: PlannerReply = client
+                .chat_json(planner_messages(query, round, history, max))
+                .await?;
+            let planned = fresh(reply.queries, history, max);
+            if !planned.is_empty() {
+                return Ok(planned);
+            }
+            // A model that repeats itself still gets the offline planner's gap queries.
+        }
+        Ok(fresh(
+            offline::plan(query, round, history, max),
+            history,
+            max,
+        ))
+    }
+
+    /// Whether `docs` answer `query`.
+    pub(crate) async fn judge(&self, query: &str, docs: &[Document]) -> Result<Verdict, LlmError> {
+        let assessment = offline::assess(query, docs);
+        match self {
+            Brain::Offline => Ok(Verdict {
+                is_answer: assessment.is_answer,
+                rewrite_query: assessment.rewrite_query.clone(),
+                assessment,
+            }),
+            Brain::Llm(client) => {
+                let reply: ReasonerReply = client.chat_json(reasoner_messages(query, docs)).await?;
+                let rewrite = reply
+                    .rewrite_query
+                    .filter(|r| !r.trim().is_empty())
+                    .or_else(|| assessment.rewrite_query.clone());
+                Ok(Verdict {
+                    is_answer: reply.is_answer && !docs.is_empty(),
+                    rewrite_query: rewrite,
+                    assessment,
+                })
+            }
+        }
+    }
+
+    /// The answer as a stream of text pieces, and how its citations map to `docs`. Model
+    /// output passes through the citation filter, so no `[n]` names a missing source.
+    pub(crate) fn answer(
+        &self,
+        query: &str,
+        sub_queries: &[String],
+        docs: &[Document],
+        max_sentences: usize,
+        no_answer: &str,
+    ) -> (BoxStream<'static, Result<String, LlmError>>, Citing) {
+        match self {
+            Brain::Offline => {
+                let answer = offline::build_answer(query, sub_queries, docs, max_sentences);
+                if !answer.is_found() {
+                    let text = no_answer.to_string();
+                    return (stream::iter([Ok(text)]).boxed(), Citing::Mapped(Vec::new()));
+                }
+                let pieces: Vec<Result<String, LlmError>> =
+                    answer.pieces().map(|p| Ok(p.to_string())).collect();
+                (
+                    stream::iter(pieces).boxed(),
+                    Citing::Mapped(answer.citations),
+                )
+            }
+            Brain::Llm(client) => {
+                let deltas = client.chat_stream(answer_messages(query, docs));
+                let filter = CitationFilter::new(docs.len());
+                let pieces = stream::unfold(
+                    (deltas.boxed(), Some(filter)),
+                    |(mut deltas, mut filter)| async move {
+                        loop {
+                            let f = filter.as_mut()?;
+                            match deltas.next().await {
+                                Some(Ok(Delta::Content(text))) => {
+                                    let out = f.push(&text);
+                                    if !out.is_empty() {
+                                        return Some((Ok(out), (deltas, filter)));
+                                    }
+                                }
+                                // Thinking and the finish reason are not part of the answer.
+                                Some(Ok(Delta::Reasoning(_) | Delta::Finish(_))) => {}
+                                Some(Err(e)) => return Some((Err(e), (deltas, None))),
+                                None => {
+                                    let rest = f.finish();
+                                    filter = None;
+                                    if !rest.is_empty() {
+                                        return Some((Ok(rest), (deltas, filter)));
+                                    }
+                                }
+                            }
+                        }
+                    },
+                );
+                (pieces.boxed(), Citing::Numbered)
+            }
+        }
+    }
+}
+
+/// Document indexes cited in `text`, by citation number, for [`Citing::Numbered`]:
+/// every `[n]` or `[n, m]` whose numbers are within `1..=n_docs`.
+pub(crate) fn cited_numbers(text: &str, n_docs: usize) -> BTreeSet<usize> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(['[', '【']) {
+        let after = &rest[open + rest[open..].chars().next().map_or(1, char::len_utf8)..];
+        let Some(close) = after.find([']', '】']) else {
+            break;
+        };
+        let inner = &after[..close];
+        if !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
+        {
+            out.extend(
+                inner
+                    .split(',')
+                    .filter_map(|n| n.trim().parse::<usize>().ok())
+                    .filter(|n| (1..=n_docs).contains(n)),
+            );
+        }
+        rest = &after[close..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cited_numbers_only_in_range() {
+        let got = cited_numbers("A [1]. B [2, 9]. C【3】. D [x]. [4", 3);
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn fresh_drops_searched_and_repeats() {
+        let mut h = PlanHistory::new();
+        h.record(["Rust async"], Vec::new());
+        let got = fresh(
+            vec![
+                "rust, ASYNC?".into(),
+                "tokio  runtime".into(),
+                "Tokio runtime".into(),
+                "  ".into(),
+                "c".into(),
+            ],
+            &h,
+            5,
+        );
+        assert_eq!(got, ["tokio runtime", "c"]);
+    }
+}

@@ -1,0 +1,138 @@
+//! One round's search: every sub-query on every engine at once, bounded, each call with
+//! its own deadline, then merged in a deterministic order with duplicates removed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::dedup::Seen;
+use super::messages::{DocData, QueryResults, WarningData};
+use crate::search::{Document, SearchEngine, SearchError};
+
+/// A document new to this search, with where it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub doc: Document,
+    pub round: usize,
+    pub query: usize,
+    /// Position among the documents its sub-query contributed (0 = first).
+    pub rank: usize,
+}
+
+/// What a round's search produced.
+#[derive(Debug, Default)]
+pub(crate) struct RoundResults {
+    /// Per sub-query, in plan order.
+    pub results: Vec<QueryResults>,
+    pub found: Vec<Found>,
+    /// Per failed call, in sub-query then engine order.
+    pub warnings: Vec<WarningData>,
+}
+
+/// Limits of one fan-out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FanoutLimits {
+    pub docs_per_query: usize,
+    pub concurrency: usize,
+    pub timeout: Duration,
+}
+
+/// Runs every (sub-query, engine) pair, at most `concurrency` at a time, and returns the
+/// outcomes as a grid `[query][engine]`. Order of completion does not matter.
+async fn search_grid(
+    engines: &[Arc<dyn SearchEngine>],
+    queries: &[String],
+    limits: FanoutLimits,
+) -> Vec<Vec<Result<Vec<Document>, SearchError>>> {
+    let jobs = (0..queries.len()).flat_map(|q| (0..engines.len()).map(move |e| (q, e)));
+    let calls = futures::stream::iter(jobs)
+        .map(|(q, e)| {
+            let engine = &engines[e];
+            let query = queries[q].as_str();
+            async move {
+                let call = engine.search(query, limits.docs_per_query);
+                let outcome = match tokio::time::timeout(limits.timeout, call).await {
+                    Ok(result) => result,
+                    Err(_) => Err(SearchError::Timeout(limits.timeout)),
+                };
+                (q, e, outcome)
+            }
+        })
+        .buffer_unordered(limits.concurrency.max(1));
+    let mut grid: Vec<Vec<Result<Vec<Document>, SearchError>>> = (0..queries.len())
+        .map(|_| (0..engines.len()).map(|_| Ok(Vec::new())).collect())
+        .collect();
+    let done: Vec<_> = calls.collect().await;
+    for (q, e, outcome) in done {
+        grid[q][e] = outcome;
+    }
+    grid
+}
+
+/// Searches `queries` on `engines` for round `round` and merges the results: per
+/// sub-query, the engines' lists are interleaved by rank (their scores are not
+/// comparable), and a document already seen in this search — by URL or content — is
+/// dropped, so it is credited to the first sub-query and engine that found it.
+pub(crate) async fn search_round(
+    engines: &[Arc<dyn SearchEngine>],
+    queries: &[String],
+    round: usize,
+    limits: FanoutLimits,
+    seen: &mut Seen,
+) -> RoundResults {
+    let grid = search_grid(engines, queries, limits).await;
+    let mut out = RoundResults::default();
+    for (q, row) in grid.into_iter().enumerate() {
+        let mut lists = Vec::with_capacity(row.len());
+        for (e, outcome) in row.into_iter().enumerate() {
+            match outcome {
+                Ok(docs) => lists.push((e, docs.into_iter())),
+                Err(err) => out.warnings.push(WarningData {
+                    engine: engines[e].name().to_string(),
+                    query: queries[q].clone(),
+                    message: err.to_string(),
+                }),
+            }
+        }
+        let mut docs = Vec::new();
+        let mut exhausted = false;
+        while !exhausted {
+            exhausted = true;
+            for (e, list) in lists.iter_mut() {
+                let Some(doc) = list.next() else { continue };
+                exhausted = false;
+                if !seen.accept(&doc) {
+                    continue;
+                }
+                docs.push(DocData {
+                    title: doc.title.clone(),
+                    url: doc.url.clone(),
+                    snippet: doc.snippet.clone(),
+                    engine: engines[*e].name().to_string(),
+                    score: doc.score,
+                });
+                out.found.push(Found {
+                    doc,
+                    round,
+                    query: q,
+                    rank: docs.len() - 1,
+                });
+            }
+        }
+        out.results.push(QueryResults {
+            query: queries[q].clone(),
+            docs,
+        });
+    }
+    out
+}
+
+/// The documents an answer is written from: breadth first — every sub-query's best
+/// document (earlier rounds first), then every second best, and so on — up to `max`.
+pub(crate) fn pick_sources(found: &[Found], max: usize) -> Vec<&Found> {
+    let mut order: Vec<&Found> = found.iter().collect();
+    order.sort_by_key(|f| (f.rank, f.round, f.query));
+    order.truncate(max);
+    order
+}
