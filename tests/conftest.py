@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
 
 FRAME_SPLIT = re.compile(rb"(?<=\n\n)")
 
@@ -20,3 +26,21 @@ def message(frame: bytes) -> tuple[int, dict]:
     assert data.startswith(b"data: "), frame
     assert rest == b"\n", frame
     return int(head[4:]), json.loads(data[6:])
+
+
+@asynccontextmanager
+async def serve(app: object) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

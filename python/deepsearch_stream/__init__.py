@@ -4,6 +4,10 @@
 stream.send(type, data)`` (waiting under backpressure), the HTTP response iterates it
 (``async for chunk in stream`` gives ``bytes`` holding whole SSE frames, heartbeats and
 the final ``[DONE]`` included).
+
+``DeepSearch`` runs the search loop (plan → parallel search → reason → cited answer)
+and streams its messages: ``run()`` yields JSON strings like the seed's generator,
+``sse()`` returns an ``EventStream``, ``search()`` returns the final result.
 """
 
 from deepsearch_stream._core import (
@@ -11,17 +15,25 @@ from deepsearch_stream._core import (
     DeepSearchStreamError,
     EncodeError,
     EventStream,
+    InvalidRequestError,
+    LlmError,
+    SearchEngineError,
     StreamClosedError,
     StreamTimeoutError,
     __version__,
     synthetic_stream,
 )
+from deepsearch_stream.deepsearch import DeepSearch
 
 __all__ = [
     "ConfigError",
+    "DeepSearch",
     "DeepSearchStreamError",
     "EncodeError",
     "EventStream",
+    "InvalidRequestError",
+    "LlmError",
+    "SearchEngineError",
     "StreamClosedError",
     "StreamTimeoutError",
     "__version__",

@@ -1,7 +1,8 @@
 """Type stubs for the Rust extension ``deepsearch_stream._core``."""
 
-from collections.abc import Awaitable, Coroutine, Generator
-from typing import Any, Literal, final
+from collections.abc import Awaitable, Coroutine, Generator, Mapping, Sequence
+from os import PathLike
+from typing import Any, Literal, Self, final
 
 __version__: str
 
@@ -19,6 +20,15 @@ class EncodeError(DeepSearchStreamError):
 
 class ConfigError(DeepSearchStreamError):
     """An option is out of range or malformed."""
+
+class InvalidRequestError(DeepSearchStreamError):
+    """A search request is malformed or out of range; the message names the field."""
+
+class SearchEngineError(DeepSearchStreamError):
+    """A search engine could not be set up (unknown name, missing key or URL, unreadable corpus)."""
+
+class LlmError(DeepSearchStreamError):
+    """The language model failed (unreachable, rejected the key, context too long, ...)."""
 
 @final
 class _Ready:
@@ -123,3 +133,76 @@ def synthetic_stream(
     """An ``EventStream`` fed by a Rust task: ``count`` messages of type ``type`` with data
     ``{"seq": n, "text": "x" * payload_bytes}``, then ``[DONE]``. For load tests and
     benchmarks of the consuming side."""
+
+class DeepSearch:
+    """A configured DeepSearch service: engines, planner/reasoner/writer, and limits.
+
+    ``engines`` names the search engines in merge order (``local``, ``searxng``,
+    ``tavily``, ``brave``, ``serper``, ``jina``; empty or ``None`` means ``["local"]``);
+    their keys and URLs come from the environment (``SEARXNG_URL``, ``TAVILY_API_KEY``,
+    ...), and a missing one raises ``SearchEngineError`` naming the variable. ``corpus``
+    is the directory the ``local`` engine indexes (default ``DEEPSEARCH_CORPUS_DIR``);
+    building its index blocks, without holding the GIL, and is cached under
+    ``cache_dir``. ``llm`` is ``None`` (a model from ``DEEPSEARCH_LLM_MODEL`` and friends,
+    else offline), ``"offline"``, or a dict with ``base_url``, ``model``, ``api_key``,
+    ``timeout``, ``connect_timeout``, ``idle_timeout``, ``temperature``, ``max_tokens``.
+    ``locale`` (``"en"`` or ``"zh"``) sets the language of ``status``/``progress`` lines.
+    """
+
+    def __new__(
+        cls,
+        engines: Sequence[str] | None = None,
+        corpus: str | PathLike[str] | None = None,
+        llm: str | Mapping[str, Any] | None = None,
+        *,
+        locale: str = "en",
+        cache_dir: str | PathLike[str] | None = None,
+        max_queries: int = 4,
+        docs_per_query: int = 5,
+        concurrency: int = 8,
+        engine_timeout: float = 10.0,
+        answer_sentences: int = 6,
+        max_sources: int = 12,
+    ) -> Self: ...
+    @property
+    def engines(self) -> list[str]:
+        """Engine names, in the order their results are merged."""
+    @property
+    def llm(self) -> str:
+        """``"offline"`` or the model's name."""
+    def sse(
+        self,
+        query: str,
+        request_id: str,
+        max_loop: int = 3,
+        stream_mode: str | Mapping[str, Any] | None = None,
+        *,
+        stream: bool = True,
+        heartbeat: float | None = 10.0,
+        timeout: float | None = 3600.0,
+        heartbeat_format: Literal["data", "comment"] | str = "data",
+        max_pending: int = 256,
+        max_pending_bytes: int = 4194304,
+        max_chunk_bytes: int = 65536,
+        yield_every: int = 32,
+    ) -> EventStream:
+        """Start a search; its messages arrive as SSE frames on the returned stream.
+
+        Messages: ``status``, then per round ``progress``, ``plan``, ``warning`` (an engine
+        call failed; the round goes on), ``intermediate``; then ``answer`` pieces and
+        ``final``. ``stream_mode`` is ``"all"``, ``"intermediate"`` (no answer pieces),
+        ``"final"`` (``status`` and ``final``), or ``{"mode": "general"|"token"|"time",
+        "token": n, "time": seconds}`` to batch answer pieces. ``stream=False`` sends the
+        ``final`` message alone. A failure ends with an ``error`` message, then
+        ``[DONE]``. Closing the stream stops the search and its requests in flight.
+
+        Raises ``InvalidRequestError`` for an empty or oversized query, ``max_loop``
+        outside 1..10 or a bad ``stream_mode``; ``ConfigError`` for bad stream options.
+        """
+    def search(
+        self, query: str, request_id: str | None = None, max_loop: int = 3
+    ) -> Awaitable[dict[str, Any]]:
+        """Run a search to the end: ``{"answer", "sources", "loops", "queries", "elapsed_ms"}``.
+
+        Raises ``LlmError`` when the model fails; cancelling the awaitable stops the search.
+        """

@@ -22,6 +22,8 @@ pub enum Filter {
     Intermediate,
     /// `status` and `final` only.
     Final,
+    /// The `final` message alone: a non-streaming caller wants the result, not the story.
+    Result,
 }
 
 impl Filter {
@@ -38,6 +40,7 @@ impl Filter {
             Filter::Intermediate => kind != "answer",
             // An error ends the stream; hiding it would leave the client guessing.
             Filter::Final => matches!(kind, "status" | "final" | "error"),
+            Filter::Result => matches!(kind, "final" | "error"),
         }
     }
 }
@@ -403,6 +406,7 @@ mod tests {
         assert_eq!(passing(Filter::All), 8);
         assert_eq!(passing(Filter::Intermediate), 7);
         assert_eq!(passing(Filter::Final), 3);
+        assert_eq!(passing(Filter::Result), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::PyErr;
 
+use crate::deepsearch::DeepSearchError;
 use crate::stream::StreamError;
 
 create_exception!(
@@ -45,6 +46,40 @@ impl From<StreamError> for PyErr {
             StreamError::TimedOut => StreamTimeoutError::new_err(text),
             StreamError::Encode(_) => EncodeError::new_err(text),
             StreamError::Config(_) => ConfigError::new_err(text),
+        }
+    }
+}
+
+create_exception!(
+    deepsearch_stream,
+    InvalidRequestError,
+    DeepSearchStreamError,
+    "A search request is malformed or out of range; the message names the field."
+);
+create_exception!(
+    deepsearch_stream,
+    SearchEngineError,
+    DeepSearchStreamError,
+    "A search engine could not be set up (unknown name, missing key or URL, unreadable corpus)."
+);
+create_exception!(
+    deepsearch_stream,
+    LlmError,
+    DeepSearchStreamError,
+    "The language model failed (unreachable, rejected the key, context too long, ...)."
+);
+
+impl From<DeepSearchError> for PyErr {
+    fn from(e: DeepSearchError) -> PyErr {
+        let text = e.to_string();
+        match e {
+            DeepSearchError::InvalidRequest { .. } => InvalidRequestError::new_err(text),
+            DeepSearchError::InvalidSetting { .. } => ConfigError::new_err(text),
+            DeepSearchError::Engine { .. } => SearchEngineError::new_err(text),
+            DeepSearchError::Llm(_) => LlmError::new_err(text),
+            DeepSearchError::Closed => StreamClosedError::new_err(text),
+            DeepSearchError::TimedOut => StreamTimeoutError::new_err(text),
+            _ => DeepSearchStreamError::new_err(text),
         }
     }
 }

@@ -4,6 +4,7 @@
 // pyclasses are opaque handles; their Python repr is what users see.
 #![allow(missing_debug_implementations)]
 
+mod deepsearch;
 mod errors;
 mod json;
 mod stream;
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<stream::PyEventStream>()?;
+    m.add_class::<deepsearch::PyDeepSearch>()?;
     m.add_class::<stream::Ready>()?;
     m.add_function(wrap_pyfunction!(synthetic::synthetic_stream, m)?)?;
     m.add(
@@ -32,5 +34,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("EncodeError", py.get_type::<errors::EncodeError>())?;
     m.add("ConfigError", py.get_type::<errors::ConfigError>())?;
+    m.add(
+        "InvalidRequestError",
+        py.get_type::<errors::InvalidRequestError>(),
+    )?;
+    m.add(
+        "SearchEngineError",
+        py.get_type::<errors::SearchEngineError>(),
+    )?;
+    m.add("LlmError", py.get_type::<errors::LlmError>())?;
     Ok(())
 }

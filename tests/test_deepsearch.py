@@ -1,0 +1,426 @@
+"""DeepSearch from Python: run() / sse() / search(), the seed's endpoint unchanged, bad
+input, cancellation of requests in flight, and an OpenAI-compatible model served locally."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from conftest import frames, message, serve
+from deepsearch_stream import (
+    ConfigError,
+    DeepSearch,
+    InvalidRequestError,
+    LlmError,
+    SearchEngineError,
+)
+from deepsearch_stream.deepsearch import _messages
+
+DOCS = {
+    "tokio.md": "<!-- url: https://tokio.rs/ -->\n# Tokio\n\n"
+    "Tokio is an asynchronous runtime for the Rust programming language. "
+    "It provides the building blocks needed for writing network applications.\n",
+    "tea.md": "<!-- url: https://tea.example/green -->\n# Green tea\n\n"
+    "Steep green tea leaves for two minutes in water just below boiling.\n",
+    "udp.md": "<!-- url: https://net.example/udp -->\n# UDP\n\n"
+    "UDP is a connectionless transport protocol without delivery guarantees.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for name, text in DOCS.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ds(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> DeepSearch:
+    return DeepSearch(["local"], corpus, "offline", cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+async def collect(it: AsyncIterator[str]) -> list[dict[str, Any]]:
+    return [json.loads(chunk) async for chunk in it]
+
+
+async def test_run_yields_the_seed_chunks(ds: DeepSearch) -> None:
+    msgs = await collect(ds.run("What is Tokio?", "req-1"))
+    kinds = [m["type"] for m in msgs]
+    assert kinds[0] == "status" and kinds[-1] == "final"
+    assert {"progress", "plan", "intermediate", "answer"} <= set(kinds)
+    for m in msgs:
+        assert list(m)[:4] == ["type", "data", "requestId", "timestamp"]
+        assert m["requestId"] == "req-1"
+    final = msgs[-1]["data"]
+    pieces = "".join(m["data"] for m in msgs if m["type"] == "answer")
+    assert pieces == final["answer"]
+    assert "asynchronous runtime" in final["answer"]
+    assert final["sources"] == [{"id": 1, "title": "Tokio", "url": "https://tokio.rs/"}]
+    assert final["loops"] == 1 and final["queries"][0] == "What is Tokio?"
+
+
+async def test_stream_false_and_modes(ds: DeepSearch) -> None:
+    only = await collect(ds.run("What is Tokio?", "r", stream=False))
+    assert [m["type"] for m in only] == ["final"]
+    fin = await collect(ds.run("What is Tokio?", "r", stream_mode="final"))
+    assert [m["type"] for m in fin] == ["status", "final"]
+    inter = await collect(ds.run("What is Tokio?", "r", stream_mode="intermediate"))
+    assert "answer" not in {m["type"] for m in inter} and inter[-1]["type"] == "final"
+    batched = await collect(
+        ds.run("What is Tokio?", "r", stream_mode={"mode": "token", "token": 3})
+    )
+    pieces = [m["data"] for m in batched if m["type"] == "answer"]
+    general = await collect(ds.run("What is Tokio?", "r"))
+    n_general = sum(1 for m in general if m["type"] == "answer")
+    assert len(pieces) == -(-n_general // 3)
+    assert "".join(pieces) == batched[-1]["data"]["answer"]
+
+
+async def test_sse_frames_have_ids_and_done(ds: DeepSearch) -> None:
+    blob = b"".join([c async for c in ds.sse("What is UDP?", "req-2", 2, heartbeat=None)])
+    got = frames(blob)
+    assert got[-1] == b"data: [DONE]\n\n"
+    ids = [message(f)[0] for f in got[:-1]]
+    assert ids == list(range(1, len(ids) + 1))
+    last = message(got[-2])[1]
+    assert last["type"] == "final" and "connectionless" in last["data"]["answer"]
+
+
+async def test_search_returns_the_final_result(ds: DeepSearch) -> None:
+    result = await ds.search("How long to steep green tea?")
+    assert set(result) == {"answer", "sources", "loops", "queries", "elapsed_ms"}
+    assert "two minutes" in result["answer"]
+    assert result["sources"][0]["url"].startswith("https://tea.example/green")
+
+
+class SearchBody(BaseModel):
+    query: str
+    request_id: str
+    max_loop: int = 3
+    stream_mode: str = "all"
+
+
+def seed_app(deepsearch: DeepSearch) -> FastAPI:
+    """The seed's endpoint, as written there, on this package's DeepSearch."""
+    app = FastAPI()
+
+    @app.post("/v1/tool/deepsearch")
+    async def post_deepsearch(body: SearchBody) -> EventSourceResponse:
+        async def _stream() -> AsyncIterator[ServerSentEvent]:
+            async for chunk in deepsearch.run(
+                query=body.query,
+                request_id=body.request_id,
+                max_loop=body.max_loop,
+                stream=True,
+                stream_mode=body.stream_mode,
+            ):
+                yield ServerSentEvent(data=chunk)
+            yield ServerSentEvent(data="[DONE]")
+
+        return EventSourceResponse(
+            _stream(),
+            ping_message_factory=lambda: ServerSentEvent(data="heartbeat"),
+            ping=15,
+        )
+
+    return app
+
+
+async def test_seed_endpoint_runs_unchanged(ds: DeepSearch) -> None:
+    async with serve(seed_app(ds)) as base, httpx.AsyncClient(timeout=30) as client:
+        body = {"query": "What is Tokio?", "request_id": "seed-1", "max_loop": 2}
+        r = await client.post(f"{base}/v1/tool/deepsearch", json=body)
+    assert r.status_code == 200
+    datas = [
+        line[len("data: ") :]
+        for line in r.text.replace("\r\n", "\n").split("\n")
+        if line.startswith("data: ")
+    ]
+    assert datas[-1] == "[DONE]"
+    msgs = [json.loads(d) for d in datas[:-1]]
+    assert msgs[0]["type"] == "status" and msgs[-1]["type"] == "final"
+    assert all(m["requestId"] == "seed-1" for m in msgs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"query": ""}, "query"),
+        ({"query": "x" * 5000}, "query"),
+        ({"max_loop": 0}, "max_loop"),
+        ({"max_loop": 11}, "max_loop"),
+        ({"max_loop": -3}, "max_loop"),
+        ({"stream_mode": "everything"}, "stream_mode"),
+        ({"stream_mode": {"mode": "token", "token": 0}}, "stream_mode"),
+        ({"stream_mode": {"mode": "time", "extra": 1}}, "stream_mode"),
+    ],
+)
+def test_bad_requests_raise_naming_the_field(
+    ds: DeepSearch, kwargs: dict[str, Any], field: str
+) -> None:
+    args: dict[str, Any] = {"query": "What is Tokio?", "request_id": "r", **kwargs}
+    with pytest.raises(InvalidRequestError, match=f"invalid {field}"):
+        ds.run(**args)
+
+
+def test_bad_configuration_is_refused(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEARXNG_URL", raising=False)
+    with pytest.raises(SearchEngineError, match="SEARXNG_URL"):
+        DeepSearch(["searxng"], corpus, "offline")
+    with pytest.raises(SearchEngineError, match="unknown engine"):
+        DeepSearch(["bing"], corpus, "offline")
+    with pytest.raises(ConfigError, match="unknown llm option"):
+        DeepSearch(["local"], corpus, {"modle": "x"})
+    with pytest.raises(LlmError, match="no model"):
+        DeepSearch(["local"], corpus, {"base_url": "http://127.0.0.1:9/v1"})
+    with pytest.raises(ConfigError, match="locale"):
+        DeepSearch(["local"], corpus, "offline", locale="fr")
+    with pytest.raises(ConfigError, match="concurrency"):
+        DeepSearch(["local"], corpus, "offline", concurrency=0)
+
+
+def test_zh_locale(corpus: Path, tmp_path: Path) -> None:
+    zh = DeepSearch(["local"], corpus, "offline", locale="zh", cache_dir=tmp_path)
+
+    async def first_two() -> list[str]:
+        out = []
+        async for chunk in zh.run("What is Tokio?", "r"):
+            out.append(json.loads(chunk)["data"])
+            if len(out) == 2:
+                break
+        return out
+
+    assert asyncio.run(first_two()) == ["开始搜索...", "执行第1轮搜索..."]
+
+
+class HangingServer:
+    """Accepts HTTP requests and never answers; records when each client hangs up."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = threading.Event()
+        self.closed_at: list[float] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            self.accepted.set()
+            while True:
+                try:
+                    if not conn.recv(65536):
+                        break
+                except OSError:
+                    break
+            self.closed_at.append(time.monotonic())
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingServer]:
+    server = HangingServer()
+    yield server
+    server.sock.close()
+
+
+async def test_leaving_the_stream_drops_engine_requests(
+    hanging: HangingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEARXNG_URL", hanging.url)
+    slow = DeepSearch(["searxng"], llm="offline", engine_timeout=60)
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for chunk in slow.run("What is Tokio?", "r"):
+            seen.append(json.loads(chunk)["type"])
+
+    task = asyncio.create_task(consume())
+    deadline = time.monotonic() + 10
+    while not hanging.accepted.is_set():
+        assert time.monotonic() < deadline, "the engine request never arrived"
+        await asyncio.sleep(0.005)
+    left = time.monotonic()
+    task.cancel()  # what a server does when its client disconnects
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    while not hanging.closed_at:
+        assert time.monotonic() < left + 5, "the engine request was never dropped"
+        await asyncio.sleep(0.002)
+    assert "plan" in seen and "final" not in seen
+    assert hanging.closed_at[0] - left < 0.1
+
+
+class FakeOpenAI:
+    """A local OpenAI-compatible chat-completions server with scripted replies."""
+
+    def __init__(self, answer_chunks: list[str], fail_status: int | None = None) -> None:
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(
+                    {"path": self.path, "auth": self.headers["Authorization"], **body}
+                )
+                if fail_status is not None:
+                    payload = json.dumps(
+                        {"error": {"message": "upstream exploded", "type": "server_error"}}
+                    )
+                    self._send(fail_status, "application/json", payload.encode())
+                    return
+                system = body["messages"][0]["content"]
+                if body.get("stream"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for piece in answer_chunks:
+                        chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+                    return
+                if "plan web searches" in system:
+                    content = '```json\n{"queries": ["tokio runtime", "What is Tokio?"]}\n```'
+                else:
+                    content = '{"is_answer": true, "rewrite_query": null, "reason": "enough"}'
+                reply = {
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]
+                }
+                self._send(200, "application/json", json.dumps(reply).encode())
+
+            def _send(self, status: int, ctype: str, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_model_plans_judges_and_writes_with_valid_citations(
+    corpus: Path, tmp_path: Path
+) -> None:
+    fake = FakeOpenAI(["<think>hmm</think>Tokio is an async ", "runtime [1]. It is ", "great [7]."])
+    try:
+        llm = {"base_url": fake.url, "model": "fake-1", "api_key": "sk-secret"}
+        model_ds = DeepSearch(["local"], corpus, llm, cache_dir=tmp_path)
+        assert model_ds.llm == "fake-1"
+        msgs = await collect(model_ds.run("What is Tokio?", "llm-1", max_loop=2))
+    finally:
+        fake.close()
+    plan = next(m["data"] for m in msgs if m["type"] == "plan")
+    assert plan == {"loop": 1, "queries": ["tokio runtime", "What is Tokio?"]}
+    final = msgs[-1]["data"]
+    assert final["answer"] == "Tokio is an async runtime [1]. It is great."
+    assert [s["id"] for s in final["sources"]] == [1]
+    assert final["loops"] == 1, "the model judged round 1 enough"
+    assert [bool(r.get("stream")) for r in fake.requests] == [False, False, True]
+    assert all(r["auth"] == "Bearer sk-secret" and r["model"] == "fake-1" for r in fake.requests)
+    assert all(r["path"] == "/v1/chat/completions" for r in fake.requests)
+
+
+async def test_model_failure_becomes_an_error_message(corpus: Path, tmp_path: Path) -> None:
+    fake = FakeOpenAI([], fail_status=500)
+    try:
+        model_ds = DeepSearch(
+            ["local"], corpus, {"base_url": fake.url, "model": "m"}, cache_dir=tmp_path
+        )
+        msgs = await collect(model_ds.run("What is Tokio?", "llm-2"))
+        with pytest.raises(LlmError, match="HTTP 500"):
+            await model_ds.search("What is Tokio?")
+    finally:
+        fake.close()
+    assert msgs[-1]["type"] == "error"
+    assert msgs[-1]["data"]["code"] == "llm_error"
+    assert "upstream exploded" in msgs[-1]["data"]["message"]
+    assert msgs[-1]["isFinal"] is True
+
+
+LIVE_URL = os.environ.get("DEEPSEARCH_TEST_LLM_BASE_URL", "")
+LIVE_MODEL = os.environ.get("DEEPSEARCH_TEST_LLM_MODEL", "")
+
+
+@pytest.mark.skipif(
+    not (LIVE_URL and LIVE_MODEL),
+    reason="live LLM test: set DEEPSEARCH_TEST_LLM_BASE_URL and DEEPSEARCH_TEST_LLM_MODEL "
+    "(and DEEPSEARCH_TEST_LLM_API_KEY if needed) to run the loop against a real endpoint",
+)
+async def test_live_openai_compatible_endpoint(corpus: Path, tmp_path: Path) -> None:
+    llm = {
+        "base_url": LIVE_URL,
+        "model": LIVE_MODEL,
+        "api_key": os.environ.get("DEEPSEARCH_TEST_LLM_API_KEY") or None,
+    }
+    live = DeepSearch(["local"], corpus, llm, cache_dir=tmp_path)
+    msgs = await collect(live.run("What is Tokio?", "live", max_loop=2))
+    assert msgs[-1]["type"] == "final", msgs[-1]
+    final = msgs[-1]["data"]
+    assert final["answer"].strip()
+    retrieved = {
+        d["url"]
+        for m in msgs
+        if m["type"] == "intermediate"
+        for r in m["data"]["results"]
+        for d in r["docs"]
+    }
+    assert all(s["url"] in retrieved for s in final["sources"])
+
+
+def test_messages_helper_splits_coalesced_frames() -> None:
+    class Chunks:
+        def __init__(self, chunks: list[bytes]) -> None:
+            self.chunks = chunks
+            self.closed = False
+
+        def __aiter__(self) -> Chunks:
+            return self
+
+        async def __anext__(self) -> bytes:
+            if not self.chunks:
+                raise StopAsyncIteration
+            return self.chunks.pop(0)
+
+        def close(self) -> None:
+            self.closed = True
+
+    src = Chunks([b'id: 1\ndata: {"a": 1}\n\nid: 2\ndata: {"b": "x\\ny"}\n\n', b"data: [DONE]\n\n"])
+
+    async def run() -> list[str]:
+        return [m async for m in _messages(src)]  # type: ignore[arg-type]
+
+    assert asyncio.run(run()) == ['{"a": 1}', '{"b": "x\\ny"}']
+    assert src.closed
