@@ -24,8 +24,8 @@ setup: $(VENV)/.ready ## Create .venv with maturin
 develop: setup ## Build the extension (release) into .venv with the test extras
 	$(VENV)/bin/maturin develop --release -q -E test
 
-run: develop ## The main job: stream a DeepSearch-shaped sequence through EventStream
-	$(VPY) examples/stream_demo.py "what is backpressure?"
+run: develop ## The main job: one streamed DeepSearch, offline, over the Python docs
+	$(VPY) examples/deepsearch_demo.py "How do I read a JSON file in Python?"
 
 test: develop lint test-rust test-python ## Every check and test (CI runs this)
 

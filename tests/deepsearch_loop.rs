@@ -550,3 +550,79 @@ async fn requests_in_flight_are_dropped_when_the_consumer_leaves() {
     let took = dropped_at.saturating_duration_since(left_at);
     assert!(took < Duration::from_millis(100), "took {took:?}");
 }
+
+/// Serves one HTML page on loopback for every request; returns its URL.
+async fn page_server(html: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n",
+                    html.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(html.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/article")
+}
+
+#[tokio::test]
+async fn page_reader_fills_in_content_behind_the_ssrf_guard() {
+    use deepsearch_stream::search::{PageReader, ReaderOptions};
+    let url = page_server(
+        "<html><head><title>Tokio</title></head><body><p>Tokio schedules \
+         asynchronous tasks on a work-stealing thread pool.</p></body></html>",
+    )
+    .await;
+    let engine_url = url.clone();
+    let engine = Scripted::new("web", move |_| {
+        Ok(vec![Document {
+            title: "Tokio".into(),
+            url: engine_url.clone(),
+            snippet: "Tokio".into(),
+            content: String::new(),
+            score: 1.0,
+        }])
+    });
+    let settings = Settings {
+        read_pages: 1,
+        ..Settings::default()
+    };
+    let reader = |allow_private| {
+        PageReader::new(ReaderOptions {
+            allow_private,
+            ..ReaderOptions::default()
+        })
+        .unwrap()
+    };
+    let req = Request::new("How does Tokio schedule asynchronous tasks?").max_loop(1);
+
+    let open = service(vec![engine.clone()], settings.clone()).with_reader(reader(true));
+    let messages = collect(&open, req.clone()).await;
+    assert!(
+        final_of(&messages).answer.contains("work-stealing thread pool"),
+        "{:?}",
+        final_of(&messages)
+    );
+
+    let guarded = service(vec![engine], settings).with_reader(reader(false));
+    let messages = collect(&guarded, req).await;
+    let warning = messages
+        .iter()
+        .find_map(|m| match m {
+            Message::Warning(w) => Some(w),
+            _ => None,
+        })
+        .expect("a refused page is a warning");
+    assert_eq!(warning.engine, "reader");
+    assert_eq!(warning.query, url);
+    assert!(!final_of(&messages).answer.contains("work-stealing"));
+}

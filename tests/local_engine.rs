@@ -317,3 +317,29 @@ async fn registry_builds_the_local_engine() {
     };
     assert!(build_engine("local", &missing).is_err());
 }
+
+#[tokio::test]
+async fn without_a_corpus_the_local_engine_uses_the_exported_python_docs() {
+    let tmp = TempDir::new().unwrap();
+    let cache = tmp.path().join("cache");
+    let cfg = EngineConfig {
+        cache_dir: Some(cache.clone()),
+        ..EngineConfig::default()
+    };
+    let err = build_engine("local", &cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("DEEPSEARCH_CORPUS_DIR") && err.contains("python-docs"),
+        "{err}"
+    );
+    let docs = cache.join(deepsearch_stream::search::registry::PYTHON_DOCS_DIR);
+    fs::create_dir_all(&docs).unwrap();
+    fs::write(
+        docs.join("json.md"),
+        "<!-- url: https://docs.python.org/3/library/json.html -->\n# json\n\n\
+         json.dumps serializes an object to a JSON formatted str.\n",
+    )
+    .unwrap();
+    let engine = build_engine("local", &cfg).unwrap();
+    let hits = engine.search("json dumps", 3).await.unwrap();
+    assert!(hits[0].url.starts_with("https://docs.python.org/3/library/json.html"));
+}

@@ -147,6 +147,9 @@ class DeepSearch:
     else offline), ``"offline"``, or a dict with ``base_url``, ``model``, ``api_key``,
     ``timeout``, ``connect_timeout``, ``idle_timeout``, ``temperature``, ``max_tokens``.
     ``locale`` (``"en"`` or ``"zh"``) sets the language of ``status``/``progress`` lines.
+    ``read_pages`` fetches the pages of that many top documents before answering, behind
+    an SSRF guard that refuses loopback, private and metadata addresses unless
+    ``allow_private_pages``.
     """
 
     def __new__(
@@ -163,6 +166,8 @@ class DeepSearch:
         engine_timeout: float = 10.0,
         answer_sentences: int = 6,
         max_sources: int = 12,
+        read_pages: int = 0,
+        allow_private_pages: bool = False,
     ) -> Self: ...
     @property
     def engines(self) -> list[str]:

@@ -16,7 +16,7 @@ use crate::deepsearch::{
     DeepSearch, DeepSearchError, Filter, Locale, Request, Settings, StreamMode,
 };
 use crate::llm::LlmOptions;
-use crate::search::EngineConfig;
+use crate::search::{EngineConfig, PageReader, ReaderOptions};
 
 /// A configured DeepSearch service; see the class docstring in `_core.pyi`.
 #[pyclass(
@@ -107,7 +107,7 @@ impl PyDeepSearch {
     #[pyo3(signature = (
         engines = None, corpus = None, llm = None, *, locale = "en", cache_dir = None,
         max_queries = 4, docs_per_query = 5, concurrency = 8, engine_timeout = 10.0,
-        answer_sentences = 6, max_sources = 12
+        answer_sentences = 6, max_sources = 12, read_pages = 0, allow_private_pages = false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -123,6 +123,8 @@ impl PyDeepSearch {
         engine_timeout: f64,
         answer_sentences: usize,
         max_sources: usize,
+        read_pages: usize,
+        allow_private_pages: bool,
     ) -> PyResult<Self> {
         let settings = Settings {
             max_queries,
@@ -131,7 +133,7 @@ impl PyDeepSearch {
             engine_timeout: positive_seconds("engine_timeout", engine_timeout)?,
             answer_sentences,
             max_sources,
-            read_pages: 0,
+            read_pages,
             locale: Locale::parse(locale).map_err(|e| ConfigError::new_err(e.to_string()))?,
         };
         let llm = match llm_options(llm)? {
@@ -148,7 +150,15 @@ impl PyDeepSearch {
         .or_env();
         let names = engines.unwrap_or_default();
         // Opening the local engine may build its index: let other Python threads run.
-        let inner = py.detach(|| DeepSearch::from_config(&names, &config, llm, settings))?;
+        let mut inner = py.detach(|| DeepSearch::from_config(&names, &config, llm, settings))?;
+        if read_pages > 0 {
+            let reader = PageReader::new(ReaderOptions {
+                allow_private: allow_private_pages,
+                ..ReaderOptions::default()
+            })
+            .map_err(|e| ConfigError::new_err(e.to_string()))?;
+            inner = inner.with_reader(reader);
+        }
         Ok(PyDeepSearch {
             inner: Arc::new(inner),
         })

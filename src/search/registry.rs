@@ -18,6 +18,10 @@ pub const CORPUS_DIR_ENV: &str = "DEEPSEARCH_CORPUS_DIR";
 /// Variable holding the per-call timeout of HTTP engines, in (fractional) seconds.
 pub const TIMEOUT_ENV: &str = "DEEPSEARCH_SEARCH_TIMEOUT_SECS";
 
+/// Directory under the cache directory where the Python package exports the default
+/// corpus (the Python documentation); the `local` engine uses it when no corpus is given.
+pub const PYTHON_DOCS_DIR: &str = "python-docs";
+
 /// Every name [`build_engine`] accepts.
 pub const ENGINE_NAMES: [&str; 6] = ["local", "searxng", "tavily", "brave", "serper", "jina"];
 
@@ -131,16 +135,30 @@ impl EngineConfig {
 /// Builds the engine called `name` (one of [`ENGINE_NAMES`], case-insensitive).
 ///
 /// Fails with `UnknownEngine` for other names and with `MissingConfig(VAR)` when a
-/// setting the engine cannot work without is absent. Building `local` opens (and
+/// setting the engine cannot work without is absent. `local` without a corpus directory
+/// uses the exported Python documentation (`{cache_dir}/python-docs`) when it exists. Building `local` opens (and
 /// may build) its index, which blocks: use `spawn_blocking` on a runtime.
 pub fn build_engine(name: &str, cfg: &EngineConfig) -> Result<Arc<dyn SearchEngine>, SearchError> {
     let engine: Arc<dyn SearchEngine> = match name.trim().to_ascii_lowercase().as_str() {
         "local" => {
-            let corpus = cfg
-                .corpus_dir
-                .as_ref()
-                .ok_or(SearchError::MissingConfig(CORPUS_DIR_ENV))?;
             let cache = cfg.cache_dir.clone().unwrap_or_else(default_cache_dir);
+            let corpus = match &cfg.corpus_dir {
+                Some(dir) => dir.clone(),
+                None => {
+                    let exported = cache.join(PYTHON_DOCS_DIR);
+                    if !exported.is_dir() {
+                        return Err(SearchError::InvalidConfig {
+                            name: CORPUS_DIR_ENV,
+                            reason: format!(
+                                "no corpus given and no exported Python documentation at {}; \
+                                 set {CORPUS_DIR_ENV} or run `python -m deepsearch_stream.corpus`",
+                                exported.display()
+                            ),
+                        });
+                    }
+                    exported
+                }
+            };
             Arc::new(LocalEngine::open(corpus, cache)?)
         }
         "searxng" => Arc::new(SearxngEngine::new(&cfg.searxng, cfg.http()?)?),
