@@ -7,7 +7,9 @@ mod support;
 use std::time::Duration;
 
 use deepsearch_stream::llm::prompts::PlannerReply;
-use deepsearch_stream::llm::{ChatMessage, Delta, LlmClient, LlmConfig, LlmError};
+use deepsearch_stream::llm::{
+    ApiKey, ChatMessage, Delta, LlmClient, LlmConfig, LlmError, LlmOptions,
+};
 use futures::StreamExt;
 use support::{chunk, content, MockServer, Reply, Step, DONE};
 
@@ -15,7 +17,7 @@ const KEY: &str = "sk-test-0123456789abcdef";
 
 fn client(server: &MockServer) -> LlmClient {
     let mut config = LlmConfig::new(&server.base_url, "test-model");
-    config.api_key = Some(KEY.to_string());
+    config.api_key = Some(KEY.into());
     config.idle_timeout = Duration::from_secs(5);
     config.timeout = Duration::from_secs(10);
     LlmClient::new(config).unwrap()
@@ -361,6 +363,29 @@ async fn context_length_exceeded_is_recognized() {
         matches!(&items[0], Err(LlmError::ContextLength { status: 400, .. })),
         "{items:?}"
     );
+}
+
+#[test]
+fn debug_output_never_shows_the_key() {
+    let options = LlmOptions {
+        api_key: Some(KEY.into()),
+        model: Some("m".into()),
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        ..Default::default()
+    };
+    let config = options.clone().resolve_with(|_| None).unwrap().unwrap();
+    assert_eq!(config.api_key, Some(ApiKey::new(KEY)));
+    let client = LlmClient::new(config.clone()).unwrap();
+    for shown in [
+        format!("{options:?}"),
+        format!("{config:?}"),
+        format!("{client:?}"),
+    ] {
+        assert!(
+            !shown.contains(KEY) && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }
 
 #[tokio::test]
