@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 
-use super::SearchError;
+use super::{Document, SearchError};
 
 /// Per-call deadline used when none is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -189,6 +189,33 @@ pub(crate) fn client_builder() -> Result<reqwest::ClientBuilder, SearchError> {
         .tls_backend_preconfigured(tls)
         .user_agent(concat!("deepsearch-stream/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10)))
+}
+
+/// One search call against a provider's JSON API, the part every HTTP engine
+/// shares: nothing is built or sent when `limit` is 0; otherwise the request
+/// `build` makes with the shared client is sent and its answer decoded as `R`
+/// (see [`send_json`]), and the first `limit` of the hits `hits` takes out of it
+/// become documents through `document(rank, hit)`, ranks counting from 0.
+pub(crate) async fn search_json<R, H>(
+    http: &HttpSettings,
+    limit: usize,
+    build: impl FnOnce(&reqwest::Client) -> RequestBuilder,
+    hits: impl FnOnce(R) -> Vec<H>,
+    mut document: impl FnMut(usize, H) -> Document,
+) -> Result<Vec<Document>, SearchError>
+where
+    R: DeserializeOwned,
+{
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let response: R = send_json(build(&http.client), http.timeout).await?;
+    Ok(hits(response)
+        .into_iter()
+        .take(limit)
+        .enumerate()
+        .map(|(rank, hit)| document(rank, hit))
+        .collect())
 }
 
 /// Sends `request` and decodes a JSON body, all within `timeout`.
