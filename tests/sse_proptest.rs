@@ -192,7 +192,7 @@ fn expected(items: &[Item]) -> Outcome {
                     Some(name) => name.into(),
                 },
                 data: data.replace("\r\n", "\n").replace('\r', "\n"),
-                last_event_id: last_event_id.clone(),
+                last_event_id: last_event_id.as_str().into(),
             });
         }
     }
@@ -260,7 +260,7 @@ fn reference(bytes: &[u8]) -> Outcome {
             out.events.push(DecodedEvent {
                 event,
                 data: std::mem::take(&mut data),
-                last_event_id: out.last_event_id.clone(),
+                last_event_id: out.last_event_id.as_str().into(),
             });
             event_type.clear();
             continue;

@@ -54,7 +54,7 @@ impl DecodeVector {
                 .map(|e| DecodedEvent {
                     event: e.event.clone(),
                     data: e.data.clone(),
-                    last_event_id: e.last_event_id.clone(),
+                    last_event_id: e.last_event_id.as_str().into(),
                 })
                 .collect(),
             last_event_id: self.last_event_id.clone(),
@@ -234,7 +234,7 @@ fn encode_vectors_decode_back() {
                     .filter(|e| !e.is_empty())
                     .unwrap_or_else(|| "message".into()),
                 data: normalize_newlines(data),
-                last_event_id: event.id.clone().unwrap_or_default(),
+                last_event_id: event.id.as_deref().unwrap_or_default().into(),
             })
             .into_iter()
             .collect();
