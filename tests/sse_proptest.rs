@@ -3,29 +3,12 @@
 //! agreement with a deliberately naive reading of the spec; and the memory
 //! limits: invisible when not reached, chunking-independent when reached.
 
+#[path = "support/sse.rs"]
+mod sse_support;
+
 use deepsearch_stream::sse::{encode_comment_lines, DecodeError, DecodedEvent, Decoder, Event};
 use proptest::prelude::*;
-
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    events: Vec<DecodedEvent>,
-    last_event_id: String,
-    retry: Option<u64>,
-}
-
-fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut decoder = Decoder::new();
-    let mut events = Vec::new();
-    for chunk in chunks {
-        decoder.feed(chunk, &mut events);
-    }
-    decoder.finish();
-    Outcome {
-        events,
-        last_event_id: decoder.last_event_id().to_owned(),
-        retry: decoder.retry(),
-    }
-}
+use sse_support::{decode_chunks, Outcome};
 
 /// Like `decode_chunks` with limits, stopping at the first error as a
 /// careful `try_feed` caller would.
@@ -43,12 +26,7 @@ fn decode_limited<'a>(
         }
     }
     decoder.finish();
-    let outcome = Outcome {
-        events,
-        last_event_id: decoder.last_event_id().to_owned(),
-        retry: decoder.retry(),
-    };
-    (outcome, error)
+    (Outcome::of(&decoder, events), error)
 }
 
 /// Cuts `bytes` at the given offsets (taken modulo `len + 1`, so empty

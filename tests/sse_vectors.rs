@@ -1,11 +1,15 @@
 //! Runs the SSE codec against the shared vectors in `tests/fixtures/sse/`.
 
+#[path = "support/sse.rs"]
+mod sse_support;
+
 use deepsearch_stream::sse::{
     decode_all, decode_stream, encode_comment_lines, encode_data_lines, DecodedEvent, Decoder,
     EncodeError, Event,
 };
 use futures::{executor::block_on, stream, StreamExt};
 use serde::Deserialize;
+use sse_support::{decode_chunks, Outcome};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/sse/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -60,27 +64,6 @@ impl DecodeVector {
             last_event_id: self.last_event_id.clone(),
             retry: self.retry,
         }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    events: Vec<DecodedEvent>,
-    last_event_id: String,
-    retry: Option<u64>,
-}
-
-fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut decoder = Decoder::new();
-    let mut events = Vec::new();
-    for chunk in chunks {
-        decoder.feed(chunk, &mut events);
-    }
-    decoder.finish();
-    Outcome {
-        events,
-        last_event_id: decoder.last_event_id().to_owned(),
-        retry: decoder.retry(),
     }
 }
 
