@@ -1,21 +1,23 @@
 //! The chat client against a local server speaking OpenAI's wire format,
 //! including the quirks of Ollama, vLLM and llama.cpp.
 
-#[path = "llm_support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
 use deepsearch_stream::llm::prompts::PlannerReply;
-use deepsearch_stream::llm::{ChatMessage, Delta, LlmClient, LlmConfig, LlmError};
+use deepsearch_stream::llm::{
+    ApiKey, ChatMessage, Delta, LlmClient, LlmConfig, LlmError, LlmOptions,
+};
 use futures::StreamExt;
-use support::{chunk, content, MockServer, Reply, Step, DONE};
+use support::openai::{chunk, content, DONE};
+use support::{Reply, Step, TestServer};
 
 const KEY: &str = "sk-test-0123456789abcdef";
 
-fn client(server: &MockServer) -> LlmClient {
-    let mut config = LlmConfig::new(&server.base_url, "test-model");
-    config.api_key = Some(KEY.to_string());
+fn client(server: &TestServer) -> LlmClient {
+    let mut config = LlmConfig::new(server.url("/v1"), "test-model");
+    config.api_key = Some(KEY.into());
     config.idle_timeout = Duration::from_secs(5);
     config.timeout = Duration::from_secs(10);
     LlmClient::new(config).unwrap()
@@ -53,7 +55,7 @@ fn text(items: &[Result<Delta, LlmError>]) -> (String, String) {
 
 #[tokio::test]
 async fn streams_openai_chunks_and_sends_the_right_request() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         chunk(r#"{"role":"assistant","content":""}"#, "null"),
         content("Hel"),
         content("lo"),
@@ -65,7 +67,7 @@ async fn streams_openai_chunks_and_sends_the_right_request() {
         DONE.to_string(),
     ])])
     .await;
-    let mut config = LlmConfig::new(format!("{}/", server.base_url), "test-model");
+    let mut config = LlmConfig::new(server.url("/v1/"), "test-model");
     config.api_key = Some(KEY.into());
     config.temperature = Some(0.2);
     config.max_tokens = Some(256);
@@ -113,13 +115,13 @@ async fn streams_openai_chunks_and_sends_the_right_request() {
 
 #[tokio::test]
 async fn no_key_means_no_authorization_and_no_optional_fields() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         content("x"),
         chunk("{}", r#""stop""#),
         DONE.into(),
     ])])
     .await;
-    let client = LlmClient::new(LlmConfig::new(&server.base_url, "llama3")).unwrap();
+    let client = LlmClient::new(LlmConfig::new(server.url("/v1"), "llama3")).unwrap();
     assert_eq!(text(&collect(&client).await).1, "x");
     let r = &server.requests()[0];
     assert_eq!(r.header("authorization"), None);
@@ -129,7 +131,7 @@ async fn no_key_means_no_authorization_and_no_optional_fields() {
 
 #[tokio::test]
 async fn tolerates_missing_space_null_and_empty_choices_and_comments() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         ": keep-alive\n\n".to_string(),
         r#"data:{"choices":[{"index":0,"delta":{"content":"A"},"finish_reason":null}]}"#
             .to_string()
@@ -160,7 +162,7 @@ async fn tolerates_missing_space_null_and_empty_choices_and_comments() {
 
 #[tokio::test]
 async fn reasoning_fields_are_kept_out_of_the_answer() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         chunk(
             r#"{"role":"assistant","content":null,"reasoning_content":"Let me "}"#,
             "null",
@@ -188,7 +190,7 @@ async fn reasoning_fields_are_kept_out_of_the_answer() {
 
 #[tokio::test]
 async fn inline_think_split_across_chunks_is_reasoning() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         content("<th"),
         content("ink>The user wants"),
         content(" a greeting.</th"),
@@ -215,7 +217,7 @@ async fn inline_think_split_across_chunks_is_reasoning() {
 
 #[tokio::test]
 async fn finish_without_done_ends_cleanly() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         content("Hi"),
         chunk("{}", r#""length""#),
     ])])
@@ -230,7 +232,7 @@ async fn finish_without_done_ends_cleanly() {
 #[tokio::test]
 async fn close_without_finish_or_done_is_truncated() {
     let server =
-        MockServer::start(vec![Reply::sse(&[content("partial"), content(" answer")])]).await;
+        TestServer::script(vec![Reply::sse(&[content("partial"), content(" answer")])]).await;
     let items = collect(&client(&server)).await;
     assert_eq!(items.len(), 3);
     assert_eq!(text(&items).1, "partial answer");
@@ -242,7 +244,7 @@ async fn close_without_finish_or_done_is_truncated() {
 
 #[tokio::test]
 async fn dropped_connection_mid_event_is_truncated() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         content("Hel"),
         "data: {\"choices\":[{\"del".to_string(),
     ])
@@ -258,11 +260,11 @@ async fn dropped_connection_mid_event_is_truncated() {
 
 #[tokio::test]
 async fn stalled_stream_hits_the_idle_timeout() {
-    let server = MockServer::start(vec![Reply::sse(&[content("slow")])
+    let server = TestServer::script(vec![Reply::sse(&[content("slow")])
         .then(Step::Sleep(Duration::from_secs(3)))
         .then(Step::Send(content("late").into()))])
     .await;
-    let mut config = LlmConfig::new(&server.base_url, "m");
+    let mut config = LlmConfig::new(server.url("/v1"), "m");
     config.idle_timeout = Duration::from_millis(200);
     let started = std::time::Instant::now();
     let items = collect(&LlmClient::new(config).unwrap()).await;
@@ -281,8 +283,8 @@ async fn steady_but_endless_stream_hits_the_overall_timeout() {
             .then(Step::Sleep(Duration::from_millis(50)))
             .then(Step::Send(content("a").into()));
     }
-    let server = MockServer::start(vec![reply]).await;
-    let mut config = LlmConfig::new(&server.base_url, "m");
+    let server = TestServer::script(vec![reply]).await;
+    let mut config = LlmConfig::new(server.url("/v1"), "m");
     config.idle_timeout = Duration::from_secs(1);
     config.timeout = Duration::from_millis(400);
     let items = collect(&LlmClient::new(config).unwrap()).await;
@@ -296,13 +298,13 @@ async fn steady_but_endless_stream_hits_the_overall_timeout() {
 
 #[tokio::test]
 async fn finish_then_silence_is_not_an_error() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         content("done"),
         chunk("{}", r#""stop""#),
     ])
     .then(Step::Sleep(Duration::from_secs(3)))])
     .await;
-    let mut config = LlmConfig::new(&server.base_url, "m");
+    let mut config = LlmConfig::new(server.url("/v1"), "m");
     config.idle_timeout = Duration::from_millis(200);
     let items = collect(&LlmClient::new(config).unwrap()).await;
     assert_eq!(
@@ -314,7 +316,7 @@ async fn finish_then_silence_is_not_an_error() {
 #[tokio::test]
 async fn server_error_surfaces_the_provider_message() {
     let body = r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#;
-    let server = MockServer::start(vec![Reply::json(500, body)]).await;
+    let server = TestServer::script(vec![Reply::new(500, "application/json", body)]).await;
     let items = collect(&client(&server)).await;
     assert_eq!(items.len(), 1);
     match &items[0] {
@@ -340,7 +342,7 @@ async fn server_error_surfaces_the_provider_message() {
 #[tokio::test]
 async fn context_length_exceeded_is_recognized() {
     let body = r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
-    let server = MockServer::start(vec![Reply::json(400, body)]).await;
+    let server = TestServer::script(vec![Reply::new(400, "application/json", body)]).await;
     let items = collect(&client(&server)).await;
     match &items[0] {
         Err(
@@ -355,12 +357,35 @@ async fn context_length_exceeded_is_recognized() {
         other => panic!("{other:?}"),
     }
     // llama.cpp reports it inside a 200 stream.
-    let server = MockServer::start(vec![Reply::sse(&[r#"data: {"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":4096}}"#.to_string() + "\n\n"])]).await;
+    let server = TestServer::script(vec![Reply::sse(&[r#"data: {"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":4096}}"#.to_string() + "\n\n"])]).await;
     let items = collect(&client(&server)).await;
     assert!(
         matches!(&items[0], Err(LlmError::ContextLength { status: 400, .. })),
         "{items:?}"
     );
+}
+
+#[test]
+fn debug_output_never_shows_the_key() {
+    let options = LlmOptions {
+        api_key: Some(KEY.into()),
+        model: Some("m".into()),
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        ..Default::default()
+    };
+    let config = options.clone().resolve_with(|_| None).unwrap().unwrap();
+    assert_eq!(config.api_key, Some(ApiKey::new(KEY)));
+    let client = LlmClient::new(config.clone()).unwrap();
+    for shown in [
+        format!("{options:?}"),
+        format!("{config:?}"),
+        format!("{client:?}"),
+    ] {
+        assert!(
+            !shown.contains(KEY) && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -370,7 +395,7 @@ async fn unauthorized_never_echoes_the_key() {
     );
     let masked = r#"{"error":{"message":"Incorrect API key provided: sk-test-**********cdef.","code":"invalid_api_key"}}"#;
     for body in [body.as_str(), masked] {
-        let server = MockServer::start(vec![Reply::json(401, body)]).await;
+        let server = TestServer::script(vec![Reply::new(401, "application/json", body)]).await;
         let items = collect(&client(&server)).await;
         let err = items[0].as_ref().unwrap_err();
         assert!(matches!(err, LlmError::Unauthorized { .. }), "{err:?}");
@@ -383,7 +408,7 @@ async fn unauthorized_never_echoes_the_key() {
 
 #[tokio::test]
 async fn malformed_chunk_is_an_error_after_good_content() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         content("ok"),
         "data: {\"choices\": [{\"delta\": {\"content\": \"x\"}\n\n".to_string(),
         content("never"),
@@ -400,7 +425,7 @@ async fn malformed_chunk_is_an_error_after_good_content() {
 
 #[tokio::test]
 async fn error_event_mid_stream_is_surfaced() {
-    let server = MockServer::start(vec![Reply::sse(&[
+    let server = TestServer::script(vec![Reply::sse(&[
         content("so far"),
         r#"data: {"object":"error","message":"engine overloaded","type":"ServiceUnavailableError","code":503}"#
             .to_string()
@@ -443,7 +468,7 @@ async fn connection_refused_is_a_connect_error() {
 #[tokio::test]
 async fn server_ignoring_stream_flag_still_answers() {
     let body = r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"<think>hmm</think>Whole answer"},"finish_reason":"stop"}]}"#;
-    let server = MockServer::start(vec![Reply::json(200, body)]).await;
+    let server = TestServer::script(vec![Reply::new(200, "application/json", body)]).await;
     let items = collect(&client(&server)).await;
     assert_eq!(
         ok(&items),
@@ -466,7 +491,7 @@ async fn non_streaming_chat_and_lenient_json() {
         }}]
     })
     .to_string();
-    let server = MockServer::start(vec![Reply::json(200, &body)]).await;
+    let server = TestServer::script(vec![Reply::new(200, "application/json", body.as_str())]).await;
     let llm = client(&server);
     let text = llm.chat(vec![ChatMessage::user("plan")]).await.unwrap();
     assert!(text.starts_with("Here:") && !text.contains("draft"));
@@ -481,7 +506,12 @@ async fn non_streaming_chat_and_lenient_json() {
     assert_ne!(requests[0].header("accept"), Some("text/event-stream"));
     assert_eq!(requests[0].path, "/v1/chat/completions");
 
-    let server = MockServer::start(vec![Reply::json(401, r#"{"error":"bad key"}"#)]).await;
+    let server = TestServer::script(vec![Reply::new(
+        401,
+        "application/json",
+        r#"{"error":"bad key"}"#,
+    )])
+    .await;
     assert!(matches!(
         client(&server).chat(vec![]).await,
         Err(LlmError::Unauthorized { message }) if message == "bad key"

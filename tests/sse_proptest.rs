@@ -3,29 +3,12 @@
 //! agreement with a deliberately naive reading of the spec; and the memory
 //! limits: invisible when not reached, chunking-independent when reached.
 
+#[path = "support/sse.rs"]
+mod sse_support;
+
 use deepsearch_stream::sse::{encode_comment_lines, DecodeError, DecodedEvent, Decoder, Event};
 use proptest::prelude::*;
-
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    events: Vec<DecodedEvent>,
-    last_event_id: String,
-    retry: Option<u64>,
-}
-
-fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut decoder = Decoder::new();
-    let mut events = Vec::new();
-    for chunk in chunks {
-        decoder.feed(chunk, &mut events);
-    }
-    decoder.finish();
-    Outcome {
-        events,
-        last_event_id: decoder.last_event_id().to_owned(),
-        retry: decoder.retry(),
-    }
-}
+use sse_support::{decode_chunks, Outcome};
 
 /// Like `decode_chunks` with limits, stopping at the first error as a
 /// careful `try_feed` caller would.
@@ -43,12 +26,7 @@ fn decode_limited<'a>(
         }
     }
     decoder.finish();
-    let outcome = Outcome {
-        events,
-        last_event_id: decoder.last_event_id().to_owned(),
-        retry: decoder.retry(),
-    };
-    (outcome, error)
+    (Outcome::of(&decoder, events), error)
 }
 
 /// Cuts `bytes` at the given offsets (taken modulo `len + 1`, so empty
@@ -192,7 +170,7 @@ fn expected(items: &[Item]) -> Outcome {
                     Some(name) => name.into(),
                 },
                 data: data.replace("\r\n", "\n").replace('\r', "\n"),
-                last_event_id: last_event_id.clone(),
+                last_event_id: last_event_id.as_str().into(),
             });
         }
     }
@@ -260,7 +238,7 @@ fn reference(bytes: &[u8]) -> Outcome {
             out.events.push(DecodedEvent {
                 event,
                 data: std::mem::take(&mut data),
-                last_event_id: out.last_event_id.clone(),
+                last_event_id: out.last_event_id.as_str().into(),
             });
             event_type.clear();
             continue;

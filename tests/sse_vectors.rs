@@ -1,11 +1,15 @@
 //! Runs the SSE codec against the shared vectors in `tests/fixtures/sse/`.
 
+#[path = "support/sse.rs"]
+mod sse_support;
+
 use deepsearch_stream::sse::{
     decode_all, decode_stream, encode_comment_lines, encode_data_lines, DecodedEvent, Decoder,
     EncodeError, Event,
 };
 use futures::{executor::block_on, stream, StreamExt};
 use serde::Deserialize;
+use sse_support::{decode_chunks, Outcome};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/sse/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -54,33 +58,12 @@ impl DecodeVector {
                 .map(|e| DecodedEvent {
                     event: e.event.clone(),
                     data: e.data.clone(),
-                    last_event_id: e.last_event_id.clone(),
+                    last_event_id: e.last_event_id.as_str().into(),
                 })
                 .collect(),
             last_event_id: self.last_event_id.clone(),
             retry: self.retry,
         }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    events: Vec<DecodedEvent>,
-    last_event_id: String,
-    retry: Option<u64>,
-}
-
-fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut decoder = Decoder::new();
-    let mut events = Vec::new();
-    for chunk in chunks {
-        decoder.feed(chunk, &mut events);
-    }
-    decoder.finish();
-    Outcome {
-        events,
-        last_event_id: decoder.last_event_id().to_owned(),
-        retry: decoder.retry(),
     }
 }
 
@@ -234,7 +217,7 @@ fn encode_vectors_decode_back() {
                     .filter(|e| !e.is_empty())
                     .unwrap_or_else(|| "message".into()),
                 data: normalize_newlines(data),
-                last_event_id: event.id.clone().unwrap_or_default(),
+                last_event_id: event.id.as_deref().unwrap_or_default().into(),
             })
             .into_iter()
             .collect();

@@ -167,7 +167,7 @@ impl LlmClient {
             request = request.header(reqwest::header::ACCEPT, "text/event-stream");
         }
         if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose());
         }
         let response = timeout_at(deadline, request.send())
             .await

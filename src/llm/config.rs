@@ -1,12 +1,12 @@
 //! Client configuration: explicit options, environment fallback, defaults.
-//! The API key never appears in `Debug` output.
+//! The API key is an [`ApiKey`], so it never appears in `Debug` output.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::LlmError;
+use crate::search::ApiKey;
 
 /// Used when only a model (and maybe a key) is configured.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -86,31 +86,24 @@ impl ChatMessage {
 
 /// Options as a caller (CLI flag, Python keyword, server config) gives
 /// them; anything left `None` falls back to the environment, then defaults.
-#[derive(Clone, Default)]
+/// `Debug` never shows the key.
+///
+/// ```
+/// use deepsearch_stream::llm::LlmOptions;
+/// let opts = LlmOptions { api_key: Some("sk-secret".into()), ..Default::default() };
+/// assert!(!format!("{opts:?}").contains("sk-secret"));
+/// ```
+#[derive(Debug, Clone, Default)]
 pub struct LlmOptions {
     pub base_url: Option<String>,
     pub model: Option<String>,
-    pub api_key: Option<String>,
+    /// An empty key counts as unset.
+    pub api_key: Option<ApiKey>,
     pub timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
-}
-
-impl fmt::Debug for LlmOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LlmOptions")
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("temperature", &self.temperature)
-            .field("max_tokens", &self.max_tokens)
-            .finish()
-    }
 }
 
 impl LlmOptions {
@@ -167,8 +160,10 @@ impl LlmOptions {
             .or_else(|| from_env(&["DEEPSEARCH_LLM_BASE_URL", "OPENAI_BASE_URL"]))
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
         let mut config = LlmConfig::new(base_url, model);
-        config.api_key = non_empty(self.api_key)
-            .or_else(|| from_env(&["DEEPSEARCH_LLM_API_KEY", "OPENAI_API_KEY"]));
+        config.api_key = self
+            .api_key
+            .filter(|key| !key.is_empty())
+            .or_else(|| from_env(&["DEEPSEARCH_LLM_API_KEY", "OPENAI_API_KEY"]).map(ApiKey::new));
         config.timeout = self.timeout.unwrap_or(config.timeout);
         config.connect_timeout = self.connect_timeout.unwrap_or(config.connect_timeout);
         config.idle_timeout = self.idle_timeout.unwrap_or(config.idle_timeout);
@@ -180,14 +175,14 @@ impl LlmOptions {
 }
 
 /// A resolved client configuration. `Debug` never shows the key.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LlmConfig {
     /// API root such as `https://api.openai.com/v1` or
     /// `http://localhost:11434/v1` (Ollama); `/chat/completions` is appended.
     pub base_url: String,
     pub model: String,
     /// Sent as `Authorization: Bearer`; local servers usually need none.
-    pub api_key: Option<String>,
+    pub api_key: Option<ApiKey>,
     /// Limit for the whole request, streaming included.
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -197,21 +192,6 @@ pub struct LlmConfig {
     pub temperature: Option<f32>,
     /// Omitted from the request when `None`.
     pub max_tokens: Option<u32>,
-}
-
-impl fmt::Debug for LlmConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LlmConfig")
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("temperature", &self.temperature)
-            .field("max_tokens", &self.max_tokens)
-            .finish()
-    }
 }
 
 impl LlmConfig {

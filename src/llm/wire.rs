@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::think::split_think;
 use super::LlmError;
+use crate::search::ApiKey;
 
 /// Choice 0 (servers with `n > 1` interleave choices; only the first is
 /// the answer). `choices` may be missing, null or empty.
@@ -200,18 +201,19 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// reach logs: some providers echo the key back in their 401 message.
 #[derive(Clone)]
 pub(crate) struct Redactor {
-    pub(crate) key: Option<String>,
+    pub(crate) key: Option<ApiKey>,
 }
 
 impl Redactor {
     pub(crate) fn apply(&self, text: &str) -> String {
-        let mut out = match self.key.as_deref().filter(|k| !k.is_empty()) {
+        let key = self.key.as_ref().map(ApiKey::expose);
+        let mut out = match key.filter(|k| !k.is_empty()) {
             Some(key) => text.replace(key, "[redacted]"),
             None => text.to_string(),
         };
         // Providers echo masked keys ("sk-proj-****7890"); the visible tail
         // still identifies the key, so any word carrying it goes too.
-        let key = self.key.as_deref().filter(|k| k.chars().count() >= 12);
+        let key = key.filter(|k| k.chars().count() >= 12);
         let tail = |n: usize| {
             key.map(|k| {
                 let chars: Vec<char> = k.chars().collect();

@@ -228,9 +228,7 @@ impl PyEventStream {
             max_chunk_bytes,
             heartbeat_format,
         )?;
-        if yield_every == 0 {
-            return Err(ConfigError::new_err("yield_every must be at least 1"));
-        }
+        let yield_every = checked_yield_every(yield_every)?;
         let (sender, stream) = EventStream::new(request_id, config)?;
         Ok(Self::from_parts(sender, stream, yield_every))
     }
@@ -399,6 +397,16 @@ impl PyEventStream {
             self.sender.is_closed()
         )
     }
+}
+
+/// Checks the `yield_every` option of the Python stream constructors (how many
+/// ready chunks `__anext__` hands out before it yields to the event loop once):
+/// 0 would never yield, so it raises `ConfigError`.
+pub(crate) fn checked_yield_every(yield_every: u32) -> PyResult<u32> {
+    if yield_every == 0 {
+        return Err(ConfigError::new_err("yield_every must be at least 1"));
+    }
+    Ok(yield_every)
 }
 
 /// Builds a core `StreamConfig` from the keyword options every Python constructor shares.

@@ -4,8 +4,7 @@
 use pyo3::prelude::*;
 use serde::Serialize;
 
-use super::errors::ConfigError;
-use super::stream::{stream_config, PyEventStream};
+use super::stream::{checked_yield_every, stream_config, PyEventStream};
 use crate::stream::EventStream;
 
 #[derive(Serialize)]
@@ -35,9 +34,7 @@ pub fn synthetic_stream(
     max_chunk_bytes: usize,
     yield_every: u32,
 ) -> PyResult<PyEventStream> {
-    if yield_every == 0 {
-        return Err(ConfigError::new_err("yield_every must be at least 1"));
-    }
+    let yield_every = checked_yield_every(yield_every)?;
     let config = stream_config(
         heartbeat,
         timeout,

@@ -6,7 +6,9 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::html::inline_text;
-use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{
+    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
+};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the subscription token.
@@ -75,43 +77,37 @@ impl SearchEngine for BraveEngine {
         query: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        Box::pin(async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
+        let request = move |client: &reqwest::Client| {
             let mut url = self.endpoint.clone();
             url.query_pairs_mut()
                 .append_pair("q", query)
                 .append_pair("count", &limit.min(MAX_COUNT).to_string());
-            let request = self
-                .http
-                .client
+            client
                 .get(url)
                 .header(reqwest::header::ACCEPT, "application/json")
-                .header("X-Subscription-Token", self.key.expose());
-            let response: Response = send_json(request, self.http.timeout).await?;
-            let hits = response.web.map(|w| w.results).unwrap_or_default();
-            Ok(hits
-                .into_iter()
-                .take(limit)
-                .enumerate()
-                .map(|(rank, hit)| {
-                    // Brave marks query words with <strong> and escapes entities.
-                    let snippet = inline_text(&hit.description);
-                    let mut content = snippet.clone();
-                    for extra in &hit.extra_snippets {
-                        content.push_str("\n\n");
-                        content.push_str(&inline_text(extra));
-                    }
-                    Document {
-                        title: inline_text(&hit.title),
-                        url: hit.url,
-                        snippet,
-                        content: content.trim().to_string(),
-                        score: rank_score(rank),
-                    }
-                })
-                .collect())
-        })
+                .header("X-Subscription-Token", self.key.expose())
+        };
+        Box::pin(search_json(
+            &self.http,
+            limit,
+            request,
+            |response: Response| response.web.map(|w| w.results).unwrap_or_default(),
+            |rank, hit: Hit| {
+                // Brave marks query words with <strong> and escapes entities.
+                let snippet = inline_text(&hit.description);
+                let mut content = snippet.clone();
+                for extra in &hit.extra_snippets {
+                    content.push_str("\n\n");
+                    content.push_str(&inline_text(extra));
+                }
+                Document {
+                    title: inline_text(&hit.title),
+                    url: hit.url,
+                    snippet,
+                    content: content.trim().to_string(),
+                    score: rank_score(rank),
+                }
+            },
+        ))
     }
 }

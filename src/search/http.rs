@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 
-use super::SearchError;
+use super::{Document, SearchError};
 
 /// Per-call deadline used when none is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -18,7 +18,15 @@ const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 const ERROR_BODY_BYTES: usize = 2048;
 const ERROR_BODY_CHARS: usize = 500;
 
-/// An API key. `Debug` prints a placeholder so keys never reach logs.
+/// An API key, for the search providers and the LLM server alike. `Debug` prints a
+/// placeholder so keys never reach logs.
+///
+/// ```
+/// use deepsearch_stream::search::ApiKey;
+/// let key = ApiKey::from(" sk-secret\n");
+/// assert_eq!(key, ApiKey::new("sk-secret"));
+/// assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
@@ -29,8 +37,27 @@ impl ApiKey {
         ApiKey(key.into().trim().to_string())
     }
 
+    /// The key itself, for the one place that must send it (an auth header) or
+    /// scrub it from text. Crate-internal so that callers cannot leak it by accident.
     pub(crate) fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the key is empty (after trimming), i.e. no usable credential.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for ApiKey {
+    fn from(key: String) -> Self {
+        ApiKey::new(key)
+    }
+}
+
+impl From<&str> for ApiKey {
+    fn from(key: &str) -> Self {
+        ApiKey::new(key)
     }
 }
 
@@ -76,7 +103,7 @@ impl ProviderOptions {
     pub(crate) fn require_key(&self, var: &'static str) -> Result<ApiKey, SearchError> {
         self.api_key
             .clone()
-            .filter(|k| !k.expose().is_empty())
+            .filter(|k| !k.is_empty())
             .ok_or(SearchError::MissingConfig(var))
     }
 
@@ -162,6 +189,33 @@ pub(crate) fn client_builder() -> Result<reqwest::ClientBuilder, SearchError> {
         .tls_backend_preconfigured(tls)
         .user_agent(concat!("deepsearch-stream/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10)))
+}
+
+/// One search call against a provider's JSON API, the part every HTTP engine
+/// shares: nothing is built or sent when `limit` is 0; otherwise the request
+/// `build` makes with the shared client is sent and its answer decoded as `R`
+/// (see [`send_json`]), and the first `limit` of the hits `hits` takes out of it
+/// become documents through `document(rank, hit)`, ranks counting from 0.
+pub(crate) async fn search_json<R, H>(
+    http: &HttpSettings,
+    limit: usize,
+    build: impl FnOnce(&reqwest::Client) -> RequestBuilder,
+    hits: impl FnOnce(R) -> Vec<H>,
+    mut document: impl FnMut(usize, H) -> Document,
+) -> Result<Vec<Document>, SearchError>
+where
+    R: DeserializeOwned,
+{
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let response: R = send_json(build(&http.client), http.timeout).await?;
+    Ok(hits(response)
+        .into_iter()
+        .take(limit)
+        .enumerate()
+        .map(|(rank, hit)| document(rank, hit))
+        .collect())
 }
 
 /// Sends `request` and decodes a JSON body, all within `timeout`.

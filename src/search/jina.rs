@@ -5,7 +5,9 @@ use futures::future::BoxFuture;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{
+    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
+};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the API key.
@@ -61,40 +63,33 @@ impl SearchEngine for JinaEngine {
         query: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        Box::pin(async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
+        let request = move |client: &reqwest::Client| {
             let mut url = self.endpoint.clone();
             url.query_pairs_mut().append_pair("q", query);
-            let request = self
-                .http
-                .client
+            client
                 .get(url)
                 .header(reqwest::header::ACCEPT, "application/json")
-                .bearer_auth(self.key.expose());
-            let response: Response = send_json(request, self.http.timeout).await?;
-            Ok(response
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .take(limit)
-                .enumerate()
-                .map(|(rank, hit)| {
-                    let content = if hit.content.trim().is_empty() {
-                        hit.description.clone()
-                    } else {
-                        hit.content
-                    };
-                    Document {
-                        title: hit.title,
-                        url: hit.url,
-                        snippet: hit.description,
-                        content,
-                        score: rank_score(rank),
-                    }
-                })
-                .collect())
-        })
+                .bearer_auth(self.key.expose())
+        };
+        Box::pin(search_json(
+            &self.http,
+            limit,
+            request,
+            |response: Response| response.data.unwrap_or_default(),
+            |rank, hit: Hit| {
+                let content = if hit.content.trim().is_empty() {
+                    hit.description.clone()
+                } else {
+                    hit.content
+                };
+                Document {
+                    title: hit.title,
+                    url: hit.url,
+                    snippet: hit.description,
+                    content,
+                    score: rank_score(rank),
+                }
+            },
+        ))
     }
 }

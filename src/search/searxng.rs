@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{null_as_default, rank_score, send_json, HttpSettings, ProviderOptions};
+use super::http::{null_as_default, rank_score, search_json, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable naming the instance's base URL (e.g. `http://localhost:8888`).
@@ -56,33 +56,29 @@ impl SearchEngine for SearxngEngine {
         query: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        Box::pin(async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
+        let request = move |client: &reqwest::Client| {
             let mut url = self.endpoint.clone();
             url.query_pairs_mut()
                 .append_pair("q", query)
                 .append_pair("format", "json");
-            let request = self.http.client.get(url);
-            let response: Response = send_json(request, self.http.timeout).await?;
-            // SearXNG has no result-count parameter: it returns a page (~20) and we cut.
-            Ok(response
-                .results
-                .into_iter()
-                .take(limit)
-                .enumerate()
-                .map(|(rank, hit)| {
-                    let text = hit.content.unwrap_or_default();
-                    Document {
-                        title: hit.title,
-                        url: hit.url,
-                        snippet: text.clone(),
-                        content: text,
-                        score: hit.score.unwrap_or_else(|| rank_score(rank)),
-                    }
-                })
-                .collect())
-        })
+            client.get(url)
+        };
+        // SearXNG has no result-count parameter: it returns a page (~20) and we cut.
+        Box::pin(search_json(
+            &self.http,
+            limit,
+            request,
+            |response: Response| response.results,
+            |rank, hit: Hit| {
+                let text = hit.content.unwrap_or_default();
+                Document {
+                    title: hit.title,
+                    url: hit.url,
+                    snippet: text.clone(),
+                    content: text,
+                    score: hit.score.unwrap_or_else(|| rank_score(rank)),
+                }
+            },
+        ))
     }
 }

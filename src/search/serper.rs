@@ -6,7 +6,9 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{
+    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
+};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the API key.
@@ -68,34 +70,28 @@ impl SearchEngine for SerperEngine {
         query: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        Box::pin(async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
-            let request = self
-                .http
-                .client
+        let request = move |client: &reqwest::Client| {
+            client
                 .post(self.endpoint.clone())
                 .header("X-API-KEY", self.key.expose())
-                .json(&json!({ "q": query, "num": limit.min(MAX_NUM) }));
-            let response: Response = send_json(request, self.http.timeout).await?;
-            Ok(response
-                .organic
-                .into_iter()
-                .take(limit)
-                .enumerate()
-                .map(|(rank, hit)| Document {
-                    title: hit.title,
-                    url: hit.link,
-                    snippet: hit.snippet.clone(),
-                    content: hit.snippet,
-                    // Positions are 1-based ranks; keep "higher is better".
-                    score: hit
-                        .position
-                        .filter(|p| *p > 0)
-                        .map_or_else(|| rank_score(rank), |p| 1.0 / f64::from(p)),
-                })
-                .collect())
-        })
+                .json(&json!({ "q": query, "num": limit.min(MAX_NUM) }))
+        };
+        Box::pin(search_json(
+            &self.http,
+            limit,
+            request,
+            |response: Response| response.organic,
+            |rank, hit: Hit| Document {
+                title: hit.title,
+                url: hit.link,
+                snippet: hit.snippet.clone(),
+                content: hit.snippet,
+                // Positions are 1-based ranks; keep "higher is better".
+                score: hit
+                    .position
+                    .filter(|p| *p > 0)
+                    .map_or_else(|| rank_score(rank), |p| 1.0 / f64::from(p)),
+            },
+        ))
     }
 }

@@ -5,7 +5,9 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{null_as_default, rank_score, send_json, ApiKey, HttpSettings, ProviderOptions};
+use super::http::{
+    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
+};
 use super::{Document, SearchEngine, SearchError};
 
 /// Variable holding the API key.
@@ -77,10 +79,7 @@ impl SearchEngine for TavilyEngine {
         query: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        Box::pin(async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
+        let request = move |client: &reqwest::Client| {
             let body = json!({
                 "query": query,
                 "max_results": limit.min(MAX_RESULTS),
@@ -88,32 +87,29 @@ impl SearchEngine for TavilyEngine {
                 "include_answer": false,
                 "include_raw_content": self.raw_content,
             });
-            let request = self
-                .http
-                .client
+            client
                 .post(self.endpoint.clone())
                 .bearer_auth(self.key.expose())
-                .json(&body);
-            let response: Response = send_json(request, self.http.timeout).await?;
-            Ok(response
-                .results
-                .into_iter()
-                .take(limit)
-                .enumerate()
-                .map(|(rank, hit)| {
-                    let content = hit
-                        .raw_content
-                        .filter(|raw| !raw.trim().is_empty())
-                        .unwrap_or_else(|| hit.content.clone());
-                    Document {
-                        title: hit.title,
-                        url: hit.url,
-                        snippet: hit.content,
-                        content,
-                        score: hit.score.unwrap_or_else(|| rank_score(rank)),
-                    }
-                })
-                .collect())
-        })
+                .json(&body)
+        };
+        Box::pin(search_json(
+            &self.http,
+            limit,
+            request,
+            |response: Response| response.results,
+            |rank, hit: Hit| {
+                let content = hit
+                    .raw_content
+                    .filter(|raw| !raw.trim().is_empty())
+                    .unwrap_or_else(|| hit.content.clone());
+                Document {
+                    title: hit.title,
+                    url: hit.url,
+                    snippet: hit.content,
+                    content,
+                    score: hit.score.unwrap_or_else(|| rank_score(rank)),
+                }
+            },
+        ))
     }
 }

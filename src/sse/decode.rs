@@ -2,6 +2,7 @@
 //! following WHATWG HTML § 9.2.5–9.2.6 ("Parsing/Interpreting an event stream").
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use memchr::{memchr, memchr2};
 use thiserror::Error;
@@ -28,7 +29,20 @@ pub struct DecodedEvent {
     pub data: String,
     /// The stream's last event id at dispatch time. It persists across events
     /// until an `id` field changes it, so it is not necessarily this event's own.
-    pub last_event_id: String,
+    ///
+    /// Shared, not copied: every event dispatched under the same id holds the
+    /// same allocation, so a long id (up to the line limit) followed by many
+    /// small events costs its length once, not once per event.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use deepsearch_stream::sse::decode_all;
+    ///
+    /// let events = decode_all(b"id: 7\ndata: a\n\ndata: b\n\n");
+    /// assert_eq!(&*events[1].last_event_id, "7");
+    /// assert!(Arc::ptr_eq(&events[0].last_event_id, &events[1].last_event_id));
+    /// ```
+    pub last_event_id: Arc<str>,
 }
 
 /// Why a [`Decoder`] stopped: the stream broke one of its limits.
@@ -130,8 +144,12 @@ struct FieldState {
     event_type: String,
     /// The "last event ID buffer": what `id` fields set, before dispatch.
     id_buffer: String,
-    /// The "last event ID string": the buffer's value as of the last dispatch.
-    last_event_id: String,
+    /// An `id` field has set `id_buffer` since the last dispatch, so it may
+    /// differ from `last_event_id`. Saves comparing a long id at every event.
+    id_changed: bool,
+    /// The "last event ID string": the buffer's value as of the last dispatch,
+    /// shared with every event dispatched under it.
+    last_event_id: Arc<str>,
     retry: Option<u64>,
 }
 
@@ -184,7 +202,8 @@ impl Decoder {
                 max_event_bytes,
                 event_type: String::new(),
                 id_buffer: String::new(),
-                last_event_id: String::new(),
+                id_changed: false,
+                last_event_id: Arc::from(""),
                 retry: None,
             },
         }
@@ -346,7 +365,7 @@ impl Decoder {
     /// decoder.finish();
     /// decoder.feed(b"data: next\n\n", &mut events);
     /// assert_eq!(events.len(), 1);
-    /// assert_eq!((events[0].data.as_str(), events[0].last_event_id.as_str()), ("next", "1"));
+    /// assert_eq!((events[0].data.as_str(), &*events[0].last_event_id), ("next", "1"));
     /// ```
     pub fn finish(&mut self) {
         self.line.clear();
@@ -359,7 +378,9 @@ impl Decoder {
         fields.event_type.clear();
         // A reconnected stream starts from the id the client last saw
         // dispatched, as browsers do, not from an undispatched one.
-        fields.id_buffer.clone_from(&fields.last_event_id);
+        fields.id_buffer.clear();
+        fields.id_buffer.push_str(&fields.last_event_id);
+        fields.id_changed = false;
     }
 
     /// The last event id as of the last dispatch (what a client sends as
@@ -419,6 +440,7 @@ impl FieldState {
             b"id" if memchr(0, value).is_none() => {
                 self.id_buffer.clear();
                 self.id_buffer.push_str(&lossy(value));
+                self.id_changed = true;
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 self.retry = Some(value.iter().fold(0u64, |ms, digit| {
@@ -432,8 +454,8 @@ impl FieldState {
     }
 
     fn dispatch(&mut self, out: &mut Vec<DecodedEvent>) {
-        if self.last_event_id != self.id_buffer {
-            self.last_event_id.clone_from(&self.id_buffer);
+        if std::mem::take(&mut self.id_changed) && *self.last_event_id != *self.id_buffer {
+            self.last_event_id = Arc::from(self.id_buffer.as_str());
         }
         self.data_wire_len = 0;
         if self.data.is_empty() {
@@ -451,7 +473,7 @@ impl FieldState {
         out.push(DecodedEvent {
             event,
             data: std::mem::take(&mut self.data),
-            last_event_id: self.last_event_id.clone(),
+            last_event_id: Arc::clone(&self.last_event_id),
         });
     }
 }

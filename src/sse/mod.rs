@@ -31,7 +31,7 @@
 //! assert_eq!(events[0].event, "delta");
 //! assert_eq!(events[0].data, "line one\nline two"); // line endings come back as LF
 //! assert_eq!(events[1].event, "message");
-//! assert_eq!(events[1].last_event_id, "1"); // the id persists until changed
+//! assert_eq!(&*events[1].last_event_id, "1"); // the id persists until changed
 //! ```
 
 pub mod decode;

@@ -1,11 +1,19 @@
-//! A tiny HTTP/1.1 server for offline tests: binds 127.0.0.1, records every request,
-//! and answers through a handler closure. Hand-rolled on tokio so tests need no
-//! server framework; it speaks just enough HTTP for reqwest (one request per
-//! connection, `Connection: close`).
+//! A tiny HTTP/1.1 server for offline tests, standing in for search providers, web
+//! pages and OpenAI-compatible LLM servers alike. It binds 127.0.0.1, records every
+//! request, and answers through a handler closure ([`TestServer::start`]) or a script
+//! of replies ([`TestServer::script`]). Hand-rolled on tokio so tests need no server
+//! framework; it speaks just enough HTTP for reqwest (one request per connection,
+//! `Connection: close`).
+//!
+//! A reply body is sent whole with a `Content-Length`, as scripted HTTP chunks
+//! (pauses and a connection dropped mid-body included), or as endless filler.
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod openai;
+
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +36,7 @@ pub struct Request {
 }
 
 impl Request {
+    /// First header with this (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
@@ -43,6 +52,7 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("request body is JSON")
     }
@@ -55,16 +65,36 @@ impl Request {
     }
 }
 
+/// One thing the server does while sending a [`Body::Chunked`] body.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Write these bytes as one HTTP chunk.
+    Send(Vec<u8>),
+    /// Pause.
+    Sleep(Duration),
+    /// Close the connection without finishing the body.
+    Abort,
+}
+
+/// How a reply's body goes out.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// All at once, with a `Content-Length`.
+    Fixed(Vec<u8>),
+    /// With chunked encoding, step by step (streaming tests).
+    Chunked(Vec<Step>),
+    /// Filler bytes until the client hangs up, without a length (size-cap tests).
+    Endless,
+}
+
 /// What the server sends back.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
     /// Wait this long before answering (timeout tests).
     pub delay: Duration,
-    /// Ignore `body`, stream filler bytes until the client hangs up (size-cap tests).
-    pub endless: bool,
 }
 
 impl Reply {
@@ -72,12 +102,12 @@ impl Reply {
         Reply {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.into(),
+            body: Body::Fixed(body.into()),
             delay: Duration::ZERO,
-            endless: false,
         }
     }
 
+    /// A 200 JSON body.
     pub fn json(value: &serde_json::Value) -> Reply {
         Reply::new(200, "application/json", value.to_string())
     }
@@ -94,9 +124,34 @@ impl Reply {
 
     pub fn endless(content_type: &str) -> Reply {
         Reply {
-            endless: true,
+            body: Body::Endless,
             ..Reply::new(200, content_type, Vec::new())
         }
+    }
+
+    /// A 200 `text/event-stream` that sends each string as its own chunk.
+    pub fn sse<S: AsRef<str>>(chunks: &[S]) -> Reply {
+        let steps = chunks
+            .iter()
+            .map(|c| Step::Send(c.as_ref().as_bytes().to_vec()))
+            .collect();
+        Reply {
+            body: Body::Chunked(steps),
+            ..Reply::new(200, "text/event-stream", Vec::new())
+        }
+    }
+
+    /// Appends a step to the body, which from then on is sent chunked.
+    pub fn then(mut self, step: Step) -> Reply {
+        self.body = match self.body {
+            Body::Chunked(mut steps) => {
+                steps.push(step);
+                Body::Chunked(steps)
+            }
+            Body::Fixed(bytes) => Body::Chunked(vec![Step::Send(bytes), step]),
+            Body::Endless => panic!("nothing can follow an endless body"),
+        };
+        self
     }
 
     pub fn delayed(mut self, delay: Duration) -> Reply {
@@ -115,6 +170,7 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Answers every request with what `handler` makes of it.
     pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -138,11 +194,23 @@ impl TestServer {
         }
     }
 
+    /// Answers the requests with `replies` in order; the last one repeats.
+    pub async fn script(replies: Vec<Reply>) -> TestServer {
+        assert!(!replies.is_empty(), "a script needs at least one reply");
+        let next = AtomicUsize::new(0);
+        TestServer::start(move |_: &Request| {
+            let n = next.fetch_add(1, Ordering::SeqCst);
+            replies[n.min(replies.len() - 1)].clone()
+        })
+        .await
+    }
+
     /// `http://127.0.0.1:PORT` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Every request received so far.
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
@@ -166,18 +234,72 @@ async fn serve(
     handler: Arc<Handler>,
     recorded: Arc<Mutex<Vec<Request>>>,
 ) -> std::io::Result<()> {
+    let Some(request) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    let reply = handler(&request);
+    recorded.lock().unwrap().push(request);
+
+    tokio::time::sleep(reply.delay).await;
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nConnection: close\r\n",
+        reply.status,
+        reason(reply.status)
+    );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match &reply.body {
+        Body::Fixed(bytes) => head.push_str(&format!("Content-Length: {}\r\n", bytes.len())),
+        Body::Chunked(_) => head.push_str("Transfer-Encoding: chunked\r\n"),
+        Body::Endless => {}
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    match reply.body {
+        Body::Fixed(bytes) => stream.write_all(&bytes).await?,
+        Body::Chunked(steps) => {
+            for step in steps {
+                match step {
+                    Step::Send(bytes) => {
+                        let chunk_head = format!("{:x}\r\n", bytes.len());
+                        stream.write_all(chunk_head.as_bytes()).await?;
+                        stream.write_all(&bytes).await?;
+                        stream.write_all(b"\r\n").await?;
+                    }
+                    Step::Sleep(pause) => tokio::time::sleep(pause).await,
+                    Step::Abort => return Ok(()),
+                }
+            }
+            stream.write_all(b"0\r\n\r\n").await?;
+        }
+        Body::Endless => {
+            // Bounded so a broken client cannot make the test run forever.
+            let filler =
+                b"<p>filler filler filler filler filler filler filler filler</p>\n".repeat(256);
+            for _ in 0..4096 {
+                stream.write_all(&filler).await?;
+            }
+        }
+    }
+    stream.shutdown().await
+}
+
+/// Reads one request; `None` when the client went away first or sent a head
+/// too large to be one.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break pos + 4;
         }
         if buf.len() > 64 * 1024 {
-            return Ok(());
+            return Ok(None);
         }
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -205,35 +327,24 @@ async fn serve(
         body.extend_from_slice(&chunk[..n]);
     }
     let url = Url::parse(&format!("http://test{target}")).expect("request target");
-    let request = Request {
+    Ok(Some(Request {
         method,
         path: url.path().to_string(),
         query: url.query_pairs().into_owned().collect(),
         headers,
         body,
-    };
-    let reply = handler(&request);
-    recorded.lock().unwrap().push(request);
+    }))
+}
 
-    tokio::time::sleep(reply.delay).await;
-    let mut head = format!("HTTP/1.1 {} Test\r\nConnection: close\r\n", reply.status);
-    for (name, value) in &reply.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Status",
     }
-    if !reply.endless {
-        head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    if reply.endless {
-        // Bounded so a broken client cannot make the test run forever.
-        let filler =
-            b"<p>filler filler filler filler filler filler filler filler</p>\n".repeat(256);
-        for _ in 0..4096 {
-            stream.write_all(&filler).await?;
-        }
-    } else {
-        stream.write_all(&reply.body).await?;
-    }
-    stream.shutdown().await
 }

@@ -71,7 +71,7 @@ fn line_limit_in_one_chunk_keeps_the_events_before_it() {
     let input = b"data: a\n\nid: 7\ndata: b\n\nretry: 5\ndata: far too long\n\ndata: c\n\n";
     let (events, error) = run_any_split((10, 100), input);
     assert_eq!(data(&events), ["a", "b"]);
-    assert_eq!(events[1].last_event_id, "7");
+    assert_eq!(&*events[1].last_event_id, "7");
     assert_eq!(error, Some(LINE));
 
     let mut decoder = Decoder::with_limits(10, 100);
@@ -338,6 +338,6 @@ fn ev(data: &str) -> DecodedEvent {
     DecodedEvent {
         event: "message".into(),
         data: data.into(),
-        last_event_id: String::new(),
+        last_event_id: "".into(),
     }
 }

@@ -343,6 +343,40 @@ fn undispatched_id_does_not_change_last_event_id() {
 }
 
 #[test]
+fn events_share_the_last_event_id_until_it_changes() {
+    use std::sync::Arc;
+
+    // A long id (at the line limit) then many tiny events: one copy of the id.
+    let long_id = "i".repeat(Decoder::DEFAULT_MAX_LINE_BYTES - "id: ".len());
+    let mut input = format!("id: {long_id}\n");
+    input.push_str(&"data: x\n\n".repeat(1000));
+    input.push_str("id: 2\ndata: y\n\ndata: z\n\n");
+    let mut decoder = Decoder::new();
+    let mut events = Vec::new();
+    decoder.try_feed(input.as_bytes(), &mut events).unwrap();
+    assert_eq!(events.len(), 1002);
+    let first = &events[0].last_event_id;
+    assert_eq!(**first, *long_id);
+    assert!(events[..1000]
+        .iter()
+        .all(|e| Arc::ptr_eq(&e.last_event_id, first)));
+    // A changed id is a new value, shared in turn by the events after it.
+    let (changed, next) = (&events[1000].last_event_id, &events[1001].last_event_id);
+    assert_eq!(&**changed, "2");
+    assert!(!Arc::ptr_eq(changed, first));
+    assert!(Arc::ptr_eq(changed, next));
+
+    // Setting the same id again, or reconnecting, keeps the shared value.
+    decoder.finish();
+    let mut later = Vec::new();
+    decoder
+        .try_feed(b"data: after\n\nid: 2\ndata: same\n\n", &mut later)
+        .unwrap();
+    assert_eq!(later.len(), 2);
+    assert!(later.iter().all(|e| Arc::ptr_eq(&e.last_event_id, changed)));
+}
+
+#[test]
 fn id_keeps_inner_spaces() {
     check(
         b"id:  a b \ndata: x\n\n",
@@ -488,7 +522,7 @@ fn many_events_in_one_chunk_come_out_in_order() {
     assert_eq!(events.len(), 100);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(
-            (e.data.as_str(), e.last_event_id.as_str()),
+            (e.data.as_str(), &*e.last_event_id),
             (&*i.to_string(), &*i.to_string())
         );
     }
