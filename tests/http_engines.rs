@@ -387,7 +387,15 @@ fn registry_names_and_config_errors() {
         Err(SearchError::UnknownEngine(name)) => assert_eq!(name, "bing"),
         other => panic!("expected UnknownEngine, got {other:?}"),
     }
-    assert_missing(engine("local", &[]), "DEEPSEARCH_CORPUS_DIR");
+    let nowhere = std::env::temp_dir().join("deepsearch-no-such-cache");
+    let env = [("DEEPSEARCH_CACHE_DIR", nowhere.display().to_string())];
+    match engine("local", &env) {
+        Err(SearchError::InvalidConfig { name, reason }) => {
+            assert_eq!(name, "DEEPSEARCH_CORPUS_DIR");
+            assert!(reason.contains("python -m deepsearch_stream.corpus"), "{reason}");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
     match engine(
         "tavily",
         &[

@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyString};
 
 use super::errors::{ConfigError, InvalidRequestError, LlmError};
 use super::json::{take_error, PyJson};
-use super::stream::{stream_config, PyEventStream};
+use super::stream::{checked_yield_every, stream_config, PyEventStream};
 use crate::deepsearch::{
     DeepSearch, DeepSearchError, Filter, Locale, Request, Settings, StreamMode,
 };
@@ -220,9 +220,7 @@ impl PyDeepSearch {
             max_chunk_bytes,
             heartbeat_format,
         )?;
-        if yield_every == 0 {
-            return Err(ConfigError::new_err("yield_every must be at least 1"));
-        }
+        let yield_every = checked_yield_every(yield_every)?;
         let _runtime = pyo3_async_runtimes::tokio::get_runtime().enter();
         let events = self.inner.stream(request_id, req, config)?;
         let sender = events.sender();
