@@ -506,6 +506,21 @@ impl Sender {
         self.shared.encode_body(envelope)
     }
 
+    /// Encodes arbitrary data text into a frame body: one `data:` line per line of
+    /// `data`, as the SSE encoder splits them. For payloads that are not this stream's
+    /// envelope: a relayed upstream event, or another protocol's JSON.
+    ///
+    /// ```
+    /// let (tx, _stream) = deepsearch_stream::stream::EventStream::new("r", Default::default()).unwrap();
+    /// assert_eq!(tx.encode_data("a\nb"), b"data: a\ndata: b\n\n");
+    /// ```
+    pub fn encode_data(&self, data: &str) -> Vec<u8> {
+        let mut body = Vec::with_capacity(data.len() + 16);
+        crate::sse::encode_data_lines(data, &mut body);
+        body.push(b'\n');
+        body
+    }
+
     /// Queues an encoded frame body without waiting.
     pub fn try_send_encoded(&self, body: Vec<u8>) -> Result<TrySend, StreamError> {
         self.shared.try_push(body)
