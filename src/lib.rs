@@ -3,10 +3,12 @@
 //! The core modules (`sse`, `message`, `stream`, `search`, ...) know nothing of
 //! Python or HTTP serving; `python` (feature `python`) is a thin face on top.
 
+pub mod api;
 pub mod deepsearch;
 pub mod json_compat;
 pub mod llm;
 pub mod message;
+pub mod metrics;
 pub mod search;
 pub mod sse;
 pub mod stream;

@@ -844,6 +844,11 @@ impl CloseHandle {
     pub fn close(&self) {
         self.shared.close();
     }
+
+    /// The stream's counters now (its final ones once it has ended).
+    pub fn stats(&self) -> StreamStats {
+        stats(&self.shared)
+    }
 }
 
 /// A producer's failure, turned into an `error` message by [`EventStream::spawn`].

@@ -608,7 +608,9 @@ async fn page_reader_fills_in_content_behind_the_ssrf_guard() {
     let open = service(vec![engine.clone()], settings.clone()).with_reader(reader(true));
     let messages = collect(&open, req.clone()).await;
     assert!(
-        final_of(&messages).answer.contains("work-stealing thread pool"),
+        final_of(&messages)
+            .answer
+            .contains("work-stealing thread pool"),
         "{:?}",
         final_of(&messages)
     );

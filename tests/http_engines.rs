@@ -392,7 +392,10 @@ fn registry_names_and_config_errors() {
     match engine("local", &env) {
         Err(SearchError::InvalidConfig { name, reason }) => {
             assert_eq!(name, "DEEPSEARCH_CORPUS_DIR");
-            assert!(reason.contains("python -m deepsearch_stream.corpus"), "{reason}");
+            assert!(
+                reason.contains("python -m deepsearch_stream.corpus"),
+                "{reason}"
+            );
         }
         other => panic!("expected InvalidConfig, got {other:?}"),
     }

@@ -341,5 +341,7 @@ async fn without_a_corpus_the_local_engine_uses_the_exported_python_docs() {
     .unwrap();
     let engine = build_engine("local", &cfg).unwrap();
     let hits = engine.search("json dumps", 3).await.unwrap();
-    assert!(hits[0].url.starts_with("https://docs.python.org/3/library/json.html"));
+    assert!(hits[0]
+        .url
+        .starts_with("https://docs.python.org/3/library/json.html"));
 }

@@ -51,11 +51,17 @@ async fn search_grid(
             let engine = &engines[e];
             let query = queries[q].as_str();
             async move {
+                let started = std::time::Instant::now();
                 let call = engine.search(query, limits.docs_per_query);
                 let outcome = match tokio::time::timeout(limits.timeout, call).await {
                     Ok(result) => result,
                     Err(_) => Err(SearchError::Timeout(limits.timeout)),
                 };
+                crate::metrics::global().engine_call(
+                    engine.name(),
+                    outcome.is_ok(),
+                    started.elapsed(),
+                );
                 (q, e, outcome)
             }
         })

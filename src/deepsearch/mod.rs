@@ -195,6 +195,41 @@ impl DeepSearch {
         Self::new(built, brain, settings)
     }
 
+    /// The same service restricted to the engines named in `names` (all when empty);
+    /// unknown names are an `InvalidRequest` for field `search_engines`.
+    pub fn with_engines<S: AsRef<str>>(&self, names: &[S]) -> Result<Self, DeepSearchError> {
+        let mut engines = Vec::new();
+        for name in names {
+            let name = name.as_ref().trim();
+            let engine = self
+                .engines
+                .iter()
+                .find(|e| e.name().eq_ignore_ascii_case(name))
+                .ok_or_else(|| DeepSearchError::InvalidRequest {
+                    field: "search_engines",
+                    reason: format!(
+                        "engine {name:?} is not configured here; available: {}",
+                        self.engine_names().join(", ")
+                    ),
+                })?;
+            if !engines
+                .iter()
+                .any(|e: &Arc<dyn SearchEngine>| Arc::ptr_eq(e, engine))
+            {
+                engines.push(Arc::clone(engine));
+            }
+        }
+        if engines.is_empty() {
+            engines = self.engines.clone();
+        }
+        Ok(DeepSearch {
+            engines,
+            brain: self.brain.clone(),
+            reader: self.reader.clone(),
+            settings: self.settings.clone(),
+        })
+    }
+
     /// Fetches the top `settings.read_pages` documents' pages before answering.
     pub fn with_reader(mut self, reader: PageReader) -> Self {
         self.reader = Some(reader);

@@ -1,0 +1,166 @@
+//! The HTTP contract both servers serve, minus the HTTP: request parsing and checks,
+//! error bodies with their status codes, stream headers, limits, the genie-tool message
+//! shapes, and [`Service`], which turns a request into a stream or a JSON reply.
+//!
+//! The FastAPI service and the axum server are thin faces over this module, so their
+//! status codes, error bodies and bytes agree by construction.
+
+mod genie;
+mod request;
+mod service;
+
+use serde::Serialize;
+
+pub use genie::{GenieFormat, GenieSink};
+pub use request::{
+    new_request_id, parse_request, valid_request_id, SearchRequest, MAX_REQUEST_ID_CHARS,
+};
+pub use service::{Reply, Service, StreamPermit};
+
+use crate::deepsearch::DeepSearchError;
+
+/// Headers of every SSE response. No `Connection` header: it is invalid in HTTP/2.
+pub const SSE_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream; charset=utf-8"),
+    ("cache-control", "no-cache, no-transform"),
+    ("x-accel-buffering", "no"),
+];
+
+/// Content type of JSON replies (errors and non-streaming results).
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// Which request and message shapes a route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /deepsearch`: the seed's request model and envelope.
+    DeepSearch,
+    /// `POST /v1/tool/deepsearch`: genie-tool's request and message shapes.
+    GenieTool,
+}
+
+impl Route {
+    /// The path it is served at.
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::DeepSearch => "/deepsearch",
+            Route::GenieTool => "/v1/tool/deepsearch",
+        }
+    }
+}
+
+/// What a server accepts at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Searches (streaming or not) in progress at once; beyond it, 503 with Retry-After.
+    pub max_streams: usize,
+    /// Request body size.
+    pub max_body_bytes: usize,
+    /// Query length in characters.
+    pub max_query_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_streams: 1000,
+            max_body_bytes: 64 * 1024,
+            max_query_chars: crate::deepsearch::MAX_QUERY_CHARS,
+        }
+    }
+}
+
+/// A refusal, with its HTTP status and JSON body `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("HTTP {status} {code}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
+    pub message: String,
+    /// Seconds a client should wait before retrying (sent as `Retry-After`).
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: u16,
+        code: &'static str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code,
+            field: field.map(str::to_owned),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 422 `invalid_request`.
+    pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::new(422, "invalid_request", field, message)
+    }
+
+    /// The JSON body.
+    ///
+    /// ```
+    /// use deepsearch_stream::api::ApiError;
+    /// let e = ApiError::invalid(Some("query"), "must not be empty");
+    /// assert_eq!(
+    ///     String::from_utf8(e.body()).unwrap(),
+    ///     r#"{"error": {"code": "invalid_request", "message": "must not be empty", "field": "query"}}"#
+    /// );
+    /// ```
+    pub fn body(&self) -> Vec<u8> {
+        let body = ErrorBody {
+            error: ErrorFields {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        };
+        let mut out = Vec::with_capacity(128);
+        // A struct of strings always serializes.
+        let _ = crate::json_compat::to_python_json(&body, &mut out);
+        out
+    }
+
+    /// Headers beyond the content type (`Retry-After`).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        self.retry_after
+            .map(|s| vec![("retry-after", s.to_string())])
+            .unwrap_or_default()
+    }
+}
+
+impl From<DeepSearchError> for ApiError {
+    fn from(e: DeepSearchError) -> Self {
+        let message = match &e {
+            DeepSearchError::InvalidRequest { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        match e {
+            DeepSearchError::InvalidRequest { field, .. } => {
+                ApiError::invalid(Some(field), message)
+            }
+            DeepSearchError::Llm(_) => ApiError::new(502, e.code(), None, message),
+            DeepSearchError::TimedOut => ApiError::new(504, e.code(), None, message),
+            _ => ApiError::new(500, e.code(), None, message),
+        }
+    }
+}

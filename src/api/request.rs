@@ -1,0 +1,323 @@
+//! The request bodies both routes accept, parsed and checked field by field so every
+//! refusal names the field at fault.
+
+use serde_json::{Map, Value};
+
+use super::{ApiError, Limits, Route};
+use crate::deepsearch::{Request, StreamMode, MAX_LOOP_RANGE};
+
+/// Longest `request_id` accepted: it ends up in logs, SSE ids and storage keys.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// A checked search request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub request_id: String,
+    pub search: Request,
+    /// `false`: answer with the final result as JSON, no stream.
+    pub stream: bool,
+    /// Engines to use, a subset of the configured ones; empty: all of them.
+    pub engines: Vec<String>,
+}
+
+/// True when `id` is 1 to [`MAX_REQUEST_ID_CHARS`] characters from `A-Z a-z 0-9 . _ : -`.
+///
+/// ```
+/// use deepsearch_stream::api::valid_request_id;
+/// assert!(valid_request_id("req-42:a.b_c"));
+/// assert!(!valid_request_id("bad\nid") && !valid_request_id("") && !valid_request_id("a b"));
+/// ```
+pub fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_CHARS
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// A fresh random request id, for requests that bring none.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// True for `application/json`, with or without parameters, any letter case.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence
+            .rsplit_once('+')
+            .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json"))
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(Some(field), message)
+}
+
+/// The value of `snake` or, when absent, of its camelCase alias.
+fn field<'a>(obj: &'a Map<String, Value>, snake: &str, camel: &str) -> Option<&'a Value> {
+    obj.get(snake)
+        .or_else(|| obj.get(camel))
+        .filter(|v| !v.is_null())
+}
+
+/// Parses and checks a request body for `route`.
+///
+/// `content_type` is the request's header (`None` when absent); `engines` the names of
+/// the engines this service has, which `search_engines` must be drawn from.
+pub fn parse_request(
+    route: Route,
+    content_type: Option<&str>,
+    body: &[u8],
+    limits: &Limits,
+    engines: &[String],
+) -> Result<SearchRequest, ApiError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            None,
+            format!(
+                "request body is {} bytes; at most {} are accepted",
+                body.len(),
+                limits.max_body_bytes
+            ),
+        ));
+    }
+    match content_type {
+        Some(ct) if is_json(ct) => {}
+        other => {
+            return Err(ApiError::new(
+                415,
+                "unsupported_media_type",
+                None,
+                format!(
+                    "expected Content-Type: application/json, got {}",
+                    other.map_or_else(|| "none".to_string(), |c| format!("{c:?}"))
+                ),
+            ))
+        }
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_json",
+            None,
+            format!("request body is not UTF-8: {e}"),
+        )
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_json",
+            None,
+            format!("request body is not JSON: {e}"),
+        )
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(ApiError::invalid(
+            None,
+            "request body must be a JSON object",
+        ));
+    };
+
+    let query = match obj.get("query") {
+        Some(Value::String(q)) => q.clone(),
+        None | Some(Value::Null) => return Err(invalid("query", "is required")),
+        Some(_) => return Err(invalid("query", "must be a string")),
+    };
+    let request_id = match field(&obj, "request_id", "requestId") {
+        None => new_request_id(),
+        Some(Value::String(id)) if valid_request_id(id) => id.clone(),
+        Some(Value::String(_)) => {
+            return Err(invalid(
+                "request_id",
+                format!(
+                    "must be 1 to {MAX_REQUEST_ID_CHARS} characters from A-Z, a-z, 0-9, '.', \
+                     '_', ':' and '-'"
+                ),
+            ))
+        }
+        Some(_) => return Err(invalid("request_id", "must be a string")),
+    };
+    let default_loop = match route {
+        Route::DeepSearch => 3,
+        // genie-tool's own default.
+        Route::GenieTool => 1,
+    };
+    let max_loop = match field(&obj, "max_loop", "maxLoop") {
+        None => default_loop,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(n) if MAX_LOOP_RANGE.contains(&usize::try_from(n).unwrap_or(0)) => n as usize,
+            _ => {
+                return Err(invalid(
+                    "max_loop",
+                    format!(
+                        "must be a whole number from {} to {}, got {n}",
+                        MAX_LOOP_RANGE.start(),
+                        MAX_LOOP_RANGE.end()
+                    ),
+                ))
+            }
+        },
+        Some(_) => return Err(invalid("max_loop", "must be an integer")),
+    };
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("stream", "must be true or false")),
+    };
+    let mode = match field(&obj, "stream_mode", "streamMode") {
+        None => StreamMode::default(),
+        Some(v) => StreamMode::from_value(v).map_err(ApiError::from)?,
+    };
+    let mut wanted = Vec::new();
+    match field(&obj, "search_engines", "searchEngines") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let Value::String(name) = item else {
+                    return Err(invalid("search_engines", "must be a list of engine names"));
+                };
+                let name = name.trim().to_ascii_lowercase();
+                if !engines.contains(&name) {
+                    return Err(invalid(
+                        "search_engines",
+                        format!(
+                            "engine {name:?} is not configured here; available: {}",
+                            engines.join(", ")
+                        ),
+                    ));
+                }
+                if !wanted.contains(&name) {
+                    wanted.push(name);
+                }
+            }
+        }
+        Some(_) => return Err(invalid("search_engines", "must be a list of engine names")),
+    }
+    let search = Request::new(query).max_loop(max_loop).mode(mode);
+    search.validate().map_err(ApiError::from)?;
+    if search.query.chars().count() > limits.max_query_chars {
+        return Err(invalid(
+            "query",
+            format!("at most {} characters are allowed", limits.max_query_chars),
+        ));
+    }
+    Ok(SearchRequest {
+        request_id,
+        search,
+        stream,
+        engines: wanted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(route: Route, body: &str) -> Result<SearchRequest, ApiError> {
+        parse_request(
+            route,
+            Some("application/json"),
+            body.as_bytes(),
+            &Limits::default(),
+            &["local".to_string(), "searxng".to_string()],
+        )
+    }
+
+    fn field_of(body: &str) -> Option<String> {
+        parse(Route::DeepSearch, body).unwrap_err().field
+    }
+
+    #[test]
+    fn defaults_and_aliases() {
+        let r = parse(Route::DeepSearch, r#"{"query": "q", "requestId": "r1"}"#).unwrap();
+        assert_eq!(
+            (r.request_id.as_str(), r.search.max_loop, r.stream),
+            ("r1", 3, true)
+        );
+        let r = parse(
+            Route::GenieTool,
+            r#"{"query": "q", "request_id": "r", "maxLoop": 2, "streamMode": {"mode": "token", "token": 3},
+                "searchEngines": ["SearXNG", "searxng"], "stream": false}"#,
+        )
+        .unwrap();
+        assert_eq!(r.search.max_loop, 2);
+        assert_eq!(r.engines, ["searxng"]);
+        assert!(!r.stream);
+        let g = parse(Route::GenieTool, r#"{"query": "q"}"#).unwrap();
+        assert_eq!(g.search.max_loop, 1);
+        assert_eq!(g.request_id.len(), 32, "generated");
+    }
+
+    #[test]
+    fn every_refusal_names_its_field() {
+        assert_eq!(field_of(r#"{}"#).as_deref(), Some("query"));
+        assert_eq!(field_of(r#"{"query": 3}"#).as_deref(), Some("query"));
+        assert_eq!(field_of(r#"{"query": " "}"#).as_deref(), Some("query"));
+        assert_eq!(
+            field_of(r#"{"query": "q", "max_loop": 0}"#).as_deref(),
+            Some("max_loop")
+        );
+        assert_eq!(
+            field_of(r#"{"query": "q", "max_loop": 2.5}"#).as_deref(),
+            Some("max_loop")
+        );
+        assert_eq!(
+            field_of(r#"{"query": "q", "max_loop": true}"#).as_deref(),
+            Some("max_loop")
+        );
+        assert_eq!(
+            field_of(r#"{"query": "q", "stream": "yes"}"#).as_deref(),
+            Some("stream")
+        );
+        assert_eq!(
+            field_of(r#"{"query": "q", "stream_mode": "loud"}"#).as_deref(),
+            Some("stream_mode")
+        );
+        assert_eq!(
+            field_of(r#"{"query": "q", "search_engines": ["bing"]}"#).as_deref(),
+            Some("search_engines")
+        );
+        assert_eq!(
+            field_of(r#"{"query": "q", "request_id": "a\r\nb"}"#).as_deref(),
+            Some("request_id")
+        );
+        let e = parse(Route::DeepSearch, "[1]").unwrap_err();
+        assert_eq!((e.status, e.field), (422, None));
+    }
+
+    #[test]
+    fn transport_level_refusals() {
+        let limits = Limits {
+            max_body_bytes: 10,
+            ..Limits::default()
+        };
+        let e = parse_request(
+            Route::DeepSearch,
+            Some("application/json"),
+            &[b' '; 11],
+            &limits,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.status, e.code), (413, "body_too_large"));
+        let e = parse_request(
+            Route::DeepSearch,
+            Some("text/plain"),
+            b"{}",
+            &Limits::default(),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.status, e.code), (415, "unsupported_media_type"));
+        let e = parse_request(Route::DeepSearch, None, b"{}", &Limits::default(), &[]).unwrap_err();
+        assert_eq!(e.status, 415);
+        let ok = Some("Application/JSON; charset=utf-8");
+        let e =
+            parse_request(Route::DeepSearch, ok, b"\xff{", &Limits::default(), &[]).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "invalid_json"));
+        let e = parse_request(Route::DeepSearch, ok, b"{", &Limits::default(), &[]).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "invalid_json"));
+    }
+}

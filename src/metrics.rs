@@ -1,0 +1,186 @@
+//! Process-wide counters for `/metrics`, in the Prometheus text format. Both servers
+//! render the same registry, so their metrics cannot drift apart.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::stream::StreamStats;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn latency_histogram() -> Histogram {
+    // 5 ms to ~80 s: engine calls and whole searches both fit.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// Every metric the service exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    streams_open: Gauge,
+    streams: Counter,
+    messages: Counter,
+    bytes: Counter,
+    heartbeats: Counter,
+    blocked: Counter<f64, AtomicU64>,
+    requests: Family<Labels, Counter>,
+    request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    engine_calls: Family<Labels, Counter>,
+    engine_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("deepsearch");
+        let m = Metrics {
+            streams_open: Gauge::default(),
+            streams: Counter::default(),
+            messages: Counter::default(),
+            bytes: Counter::default(),
+            heartbeats: Counter::default(),
+            blocked: Counter::default(),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            engine_calls: Family::default(),
+            engine_seconds: Family::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "streams_open",
+            "Streams being served now",
+            m.streams_open.clone(),
+        );
+        registry.register("streams", "Streams opened", m.streams.clone());
+        registry.register(
+            "messages_sent",
+            "Messages handed to clients",
+            m.messages.clone(),
+        );
+        registry.register("bytes_sent", "SSE bytes handed to clients", m.bytes.clone());
+        registry.register(
+            "heartbeats_sent",
+            "Heartbeats sent on idle streams",
+            m.heartbeats.clone(),
+        );
+        registry.register(
+            "backpressure_blocked_seconds",
+            "Time producers waited on full stream buffers",
+            m.blocked.clone(),
+        );
+        registry.register(
+            "requests",
+            "Requests answered, by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to the end of its response, by route",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "engine_calls",
+            "Search engine calls, by engine and outcome",
+            m.engine_calls.clone(),
+        );
+        registry.register(
+            "engine_latency_seconds",
+            "Search engine call latency, by engine",
+            m.engine_seconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// A stream started being served.
+    pub fn stream_opened(&self) {
+        self.streams.inc();
+        self.streams_open.inc();
+    }
+
+    /// A stream ended; `stats` are its final counters.
+    pub fn stream_closed(&self, stats: &StreamStats) {
+        self.streams_open.dec();
+        self.messages.inc_by(stats.messages_sent);
+        self.bytes.inc_by(stats.bytes_sent);
+        self.heartbeats.inc_by(stats.heartbeats);
+        self.blocked.inc_by(stats.blocked.as_secs_f64());
+    }
+
+    /// A request was answered with `status` after `elapsed` (for a stream: when it ended).
+    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
+        let route = vec![("route", route.to_string())];
+        let mut with_status = route.clone();
+        with_status.push(("status", status.to_string()));
+        self.requests.get_or_create(&with_status).inc();
+        self.request_seconds
+            .get_or_create(&route)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One search engine call finished.
+    pub fn engine_call(&self, engine: &str, ok: bool, elapsed: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.engine_calls
+            .get_or_create(&vec![
+                ("engine", engine.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+        self.engine_seconds
+            .get_or_create(&vec![("engine", engine.to_string())])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The whole registry in the Prometheus text format (`text/plain; version=0.0.4`).
+    ///
+    /// ```
+    /// let text = deepsearch_stream::metrics::global().render();
+    /// assert!(text.contains("# TYPE deepsearch_streams_open gauge"));
+    /// ```
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process-wide registry.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_show_up_in_the_text() {
+        let m = Metrics::new();
+        m.stream_opened();
+        m.engine_call("local", true, Duration::from_millis(3));
+        m.engine_call("searxng", false, Duration::from_millis(30));
+        m.request("/deepsearch", 200, Duration::from_millis(40));
+        let text = m.render();
+        assert!(text.contains("deepsearch_streams_open 1"), "{text}");
+        assert!(text.contains("deepsearch_streams_total 1"), "{text}");
+        assert!(
+            text.contains(r#"deepsearch_engine_calls_total{engine="searxng",outcome="error"} 1"#)
+        );
+        assert!(text.contains(r#"deepsearch_requests_total{route="/deepsearch",status="200"} 1"#));
+        assert!(text.contains("deepsearch_engine_latency_seconds_bucket"));
+        m.stream_closed(&StreamStats::default());
+        assert!(m.render().contains("deepsearch_streams_open 0"));
+    }
+}
