@@ -422,6 +422,23 @@ impl Shared {
         Err(next)
     }
 
+    /// Ends the stream with `reason` unless it has already ended.
+    fn end(&self, reason: EndReason) -> Result<(), StreamError> {
+        let mut wake = Wake::default();
+        let result = {
+            let mut st = self.lock();
+            self.check_timeout_locked(&mut st, Instant::now(), &mut wake);
+            if st.end.is_some() || st.finished {
+                Err(Shared::closed_error(&st))
+            } else {
+                self.end_locked(&mut st, reason, &mut wake);
+                Ok(())
+            }
+        };
+        self.apply(wake);
+        result
+    }
+
     fn close(&self) {
         let mut wake = Wake::default();
         {
@@ -572,20 +589,7 @@ impl Sender {
     }
 
     fn end(&self, reason: EndReason) -> Result<(), StreamError> {
-        let mut wake = Wake::default();
-        let result = {
-            let mut st = self.shared.lock();
-            self.shared
-                .check_timeout_locked(&mut st, Instant::now(), &mut wake);
-            if st.end.is_some() || st.finished {
-                Err(Shared::closed_error(&st))
-            } else {
-                self.shared.end_locked(&mut st, reason, &mut wake);
-                Ok(())
-            }
-        };
-        self.shared.apply(wake);
-        result
+        self.shared.end(reason)
     }
 
     /// True once no further message can be sent (ended, timed out or consumer gone).
@@ -848,6 +852,15 @@ impl CloseHandle {
     /// The stream's counters now (its final ones once it has ended).
     pub fn stats(&self) -> StreamStats {
         stats(&self.shared)
+    }
+
+    /// Ends the stream from outside its producers, as [`Sender::fail`] does: what is
+    /// buffered, then an `error` message, then `[DONE]`. For a server shutting down.
+    pub fn fail(&self, message: &str, code: &str) -> Result<(), StreamError> {
+        self.shared.end(EndReason::Failed {
+            message: message.to_string(),
+            code: code.to_string(),
+        })
     }
 }
 

@@ -211,3 +211,51 @@ class DeepSearch:
 
         Raises ``LlmError`` when the model fails; cancelling the awaitable stops the search.
         """
+
+@final
+class Service:
+    """The HTTP contract both servers serve, for a web framework to call.
+
+    ``start(route, content_type, body)`` checks a request body (``route`` is
+    ``"deepsearch"`` for ``POST /deepsearch`` or ``"genie"`` for genie-tool's
+    ``POST /v1/tool/deepsearch``) and answers ``(status, headers, body)``: ``body`` is
+    an ``EventStream`` (status 200, the SSE headers) or ``bytes`` of JSON (a
+    ``stream: false`` result, or an error ``{"error": {"code", "message", "field"}}``
+    with 400, 413, 415, 422, 502 or 503 and ``Retry-After``). At most ``max_streams``
+    searches run at once; each one holds its slot until its stream ends.
+    """
+
+    def __new__(
+        cls,
+        search: DeepSearch,
+        *,
+        max_streams: int = 1000,
+        max_body_bytes: int = 65536,
+        max_query_chars: int = 4096,
+        heartbeat: float | None = 10.0,
+        timeout: float | None = 3600.0,
+        heartbeat_format: Literal["data", "comment"] | str = "data",
+        max_pending: int = 256,
+        max_pending_bytes: int = 4194304,
+        max_chunk_bytes: int = 65536,
+        yield_every: int = 32,
+    ) -> Service: ...
+    @property
+    def open_streams(self) -> int:
+        """Searches in progress now."""
+    @property
+    def max_body_bytes(self) -> int:
+        """Request bodies larger than this are refused with 413."""
+    def start(
+        self, route: str, content_type: str | None, body: bytes
+    ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
+        """Answer one request: ``(status, headers, body)``."""
+    def shutdown(self, message: str, code: str) -> int:
+        """End every open stream with an ``error`` message (``code``) and ``[DONE]``;
+        returns how many were still running."""
+
+METRICS_CONTENT_TYPE: str
+
+def metrics_text() -> str:
+    """``/metrics`` in the Prometheus text format: open streams, messages, bytes,
+    heartbeats, backpressure time, engine calls and latency, request durations."""

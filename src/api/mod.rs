@@ -111,6 +111,17 @@ impl ApiError {
         }
     }
 
+    /// 413 `body_too_large`; the message does not depend on how much was read, so servers
+    /// that stop reading early agree with those that read it all.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "body_too_large",
+            None,
+            format!("request body is larger than {limit} bytes"),
+        )
+    }
+
     /// 422 `invalid_request`.
     pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
         Self::new(422, "invalid_request", field, message)

@@ -72,16 +72,7 @@ pub fn parse_request(
     engines: &[String],
 ) -> Result<SearchRequest, ApiError> {
     if body.len() > limits.max_body_bytes {
-        return Err(ApiError::new(
-            413,
-            "body_too_large",
-            None,
-            format!(
-                "request body is {} bytes; at most {} are accepted",
-                body.len(),
-                limits.max_body_bytes
-            ),
-        ));
+        return Err(ApiError::body_too_large(limits.max_body_bytes));
     }
     match content_type {
         Some(ct) if is_json(ct) => {}

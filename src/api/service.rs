@@ -1,15 +1,16 @@
 //! A request in, a stream (or a JSON reply) out: the part of serving that does not
 //! depend on the HTTP framework.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::genie::GenieFormat;
 use super::{parse_request, ApiError, GenieSink, Limits, Route, SearchRequest};
 use crate::deepsearch::{DeepSearch, Filter, Message};
 use crate::metrics;
-use crate::stream::{EventStream, Failure, StreamConfig};
+use crate::stream::{CloseHandle, EventStream, Failure, StreamConfig};
 
 /// What a request is answered with.
 #[derive(Debug)]
@@ -44,15 +45,29 @@ pub struct Service {
     limits: Limits,
     stream_config: StreamConfig,
     open: Arc<AtomicUsize>,
+    /// Streams being served, so a shutdown can end each one properly.
+    live: Arc<Mutex<HashMap<u64, CloseHandle>>>,
+    next_id: Arc<AtomicU64>,
 }
 
 impl Service {
     pub fn new(deepsearch: DeepSearch, limits: Limits, stream_config: StreamConfig) -> Self {
+        Self::from_shared(Arc::new(deepsearch), limits, stream_config)
+    }
+
+    /// A service over a `DeepSearch` shared with other users.
+    pub fn from_shared(
+        deepsearch: Arc<DeepSearch>,
+        limits: Limits,
+        stream_config: StreamConfig,
+    ) -> Self {
         Service {
-            deepsearch: Arc::new(deepsearch),
+            deepsearch,
             limits,
             stream_config,
             open: Arc::new(AtomicUsize::new(0)),
+            live: Arc::default(),
+            next_id: Arc::default(),
         }
     }
 
@@ -155,12 +170,26 @@ impl Service {
         };
         let registry = metrics::global();
         registry.stream_opened();
-        let handle = stream.close_handle();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.live).insert(id, stream.close_handle());
+        let live = Arc::clone(&self.live);
         stream.on_close_cancel(move || {
-            registry.stream_closed(&handle.stats());
+            if let Some(handle) = lock(&live).remove(&id) {
+                registry.stream_closed(&handle.stats());
+            }
             drop(permit);
         });
         Ok(Reply::Stream(stream))
+    }
+
+    /// Ends every open stream with an `error` message (`code`, e.g. `shutdown`) and
+    /// `[DONE]`; returns how many were still running.
+    pub fn fail_all(&self, message: &str, code: &str) -> usize {
+        let handles: Vec<CloseHandle> = lock(&self.live).values().cloned().collect();
+        handles
+            .iter()
+            .filter(|h| h.fail(message, code).is_ok())
+            .count()
     }
 
     async fn run_to_end(
@@ -184,4 +213,8 @@ impl Service {
         }
         Ok(body)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

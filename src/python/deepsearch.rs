@@ -101,6 +101,12 @@ fn request(query: &str, max_loop: i64, mode: StreamMode) -> PyResult<Request> {
     Ok(req)
 }
 
+impl PyDeepSearch {
+    pub(crate) fn shared(&self) -> Arc<DeepSearch> {
+        Arc::clone(&self.inner)
+    }
+}
+
 #[pymethods]
 impl PyDeepSearch {
     #[new]

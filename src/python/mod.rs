@@ -7,6 +7,7 @@
 mod deepsearch;
 mod errors;
 mod json;
+mod service;
 mod stream;
 mod synthetic;
 
@@ -18,6 +19,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<stream::PyEventStream>()?;
     m.add_class::<deepsearch::PyDeepSearch>()?;
+    m.add_class::<service::PyService>()?;
+    m.add_function(wrap_pyfunction!(service::metrics_text, m)?)?;
+    m.add("METRICS_CONTENT_TYPE", crate::metrics::CONTENT_TYPE)?;
     m.add_class::<stream::Ready>()?;
     m.add_function(wrap_pyfunction!(synthetic::synthetic_stream, m)?)?;
     m.add(

@@ -1,0 +1,223 @@
+"""The FastAPI service: the seed's deep-search endpoint on the Rust core.
+
+``create_app(settings)`` builds it; ``app`` is one built from the environment (for
+``uvicorn deepsearch_stream.app:app``). Request checks, limits, error bodies, stream
+bytes and metrics come from the core's ``Service``, which the axum server uses too, so
+both answer every request alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from deepsearch_stream import _core
+from deepsearch_stream.deepsearch import DeepSearch
+
+__all__ = ["Settings", "app", "create_app"]
+
+log = logging.getLogger("deepsearch_stream")
+
+JSON = "application/json"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass
+class Settings:
+    """Everything the service is configured with; ``from_env()`` reads the same
+    ``DEEPSEARCH_*`` variables as the axum server's flags."""
+
+    engines: list[str] = field(default_factory=lambda: ["local"])
+    corpus: str | None = None
+    cache_dir: str | None = None
+    llm: str | Mapping[str, Any] | None = None
+    locale: str = "en"
+    max_streams: int = 1000
+    max_body_bytes: int = 65536
+    heartbeat: float | None = 10.0
+    stream_timeout: float | None = 3600.0
+    search_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        engines = _env("DEEPSEARCH_ENGINES", "local") or "local"
+        llm: dict[str, Any] = {
+            "base_url": _env("DEEPSEARCH_LLM_BASE_URL"),
+            "model": _env("DEEPSEARCH_LLM_MODEL"),
+            "api_key": _env("DEEPSEARCH_LLM_API_KEY"),
+        }
+        return cls(
+            engines=[e.strip() for e in engines.split(",") if e.strip()],
+            corpus=_env("DEEPSEARCH_CORPUS_DIR"),
+            cache_dir=_env("DEEPSEARCH_CACHE_DIR"),
+            llm={k: v for k, v in llm.items() if v} or None,
+            locale=_env("DEEPSEARCH_LOCALE", "en") or "en",
+            max_streams=int(_env("DEEPSEARCH_MAX_STREAMS", "1000") or 1000),
+            max_body_bytes=int(_env("DEEPSEARCH_MAX_BODY_BYTES", "65536") or 65536),
+            heartbeat=float(_env("DEEPSEARCH_HEARTBEAT", "10") or 10),
+            stream_timeout=float(_env("DEEPSEARCH_STREAM_TIMEOUT", "3600") or 3600),
+        )
+
+
+class StreamModeObject(BaseModel):
+    mode: str = "general"
+    token: int | None = Field(default=None, ge=1)
+    time: float | None = Field(default=None, gt=0)
+
+
+class DeepSearchBody(BaseModel):
+    """The seed's request model (documentation only: the core checks every request)."""
+
+    query: str = Field(min_length=1, max_length=4096)
+    request_id: str | None = Field(default=None, description="also accepted as requestId")
+    max_loop: int = Field(default=3, ge=1, le=10, description="also accepted as maxLoop")
+    stream: bool = True
+    stream_mode: str | StreamModeObject = Field(
+        default="all", description='"all", "intermediate", "final"; also streamMode'
+    )
+    search_engines: list[str] = Field(default_factory=list, description="also searchEngines")
+
+
+def _request_body_doc() -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": DeepSearchBody.model_json_schema()}},
+        }
+    }
+
+
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "field": None}}
+    return Response(
+        json.dumps(body, ensure_ascii=False).encode(),
+        status_code=status,
+        headers={"content-type": JSON, **(headers or {})},
+    )
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, or its first ``limit + 1`` bytes: enough for the core to refuse it."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)
+
+
+def _sse(stream: _core.EventStream, headers: list[tuple[str, str]]) -> Response:
+    # The core's stream already holds ids, heartbeats and [DONE]: no pings of
+    # sse-starlette's own, and its defaults replaced by the contract's headers.
+    response = EventSourceResponse(stream, ping=0)
+    del response.headers["connection"]
+    for name, value in headers:
+        response.headers[name] = value
+    return response
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service for ``settings`` (default: ``Settings.from_env()``)."""
+    settings = settings or Settings.from_env()
+    search = DeepSearch(
+        settings.engines,
+        settings.corpus,
+        settings.llm,
+        locale=settings.locale,
+        cache_dir=settings.cache_dir,
+        **settings.search_options,
+    )
+    service = _core.Service(
+        search,
+        max_streams=settings.max_streams,
+        max_body_bytes=settings.max_body_bytes,
+        heartbeat=settings.heartbeat,
+        timeout=settings.stream_timeout,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.shutdown("server is shutting down", "shutdown")
+
+    app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
+    app.state.service = service
+    app.state.search = search
+
+    async def answer(route: str, request: Request) -> Response:
+        body = await _read_capped(request, service.max_body_bytes)
+        status, headers, payload = await service.start(
+            route, request.headers.get("content-type"), body
+        )
+        if isinstance(payload, _core.EventStream):
+            log.info("stream started", extra={"request_id": payload.request_id})
+            return _sse(payload, headers)
+        return Response(payload, status_code=status, headers=dict(headers))
+
+    @app.post("/deepsearch", openapi_extra=_request_body_doc())
+    async def deepsearch(request: Request) -> Response:
+        return await answer("deepsearch", request)
+
+    @app.post("/v1/tool/deepsearch", openapi_extra=_request_body_doc())
+    async def genie_tool(request: Request) -> Response:
+        return await answer("genie", request)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response(b'{"status": "ok"}', headers={"content-type": JSON})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(
+            _core.metrics_text().encode(),
+            headers={"content-type": _core.METRICS_CONTENT_TYPE},
+        )
+
+    page = resources.files("deepsearch_stream").joinpath("static/index.html")
+
+    @app.get("/")
+    async def index() -> Response:
+        return Response(page.read_bytes(), headers={"content-type": "text/html; charset=utf-8"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404:
+            return _error(404, "not_found", f"no route for {where}")
+        if exc.status_code == 405:
+            return _error(405, "method_not_allowed", f"no route for {where}", exc.headers)
+        return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        return _error(422, "invalid_request", str(exc))
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `app` is built on first access, so importing this module stays cheap and side-effect free.
+    if name == "app":
+        built = create_app()
+        globals()["app"] = built
+        return built
+    raise AttributeError(name)

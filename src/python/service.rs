@@ -1,0 +1,154 @@
+//! `Service` for Python: the HTTP contract of both servers (request checks, limits,
+//! error bodies, stream headers, genie-tool shapes), answering with plain values a web
+//! framework turns into a response.
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::deepsearch::PyDeepSearch;
+use super::errors::ConfigError;
+use super::stream::{checked_yield_every, stream_config, PyEventStream};
+use crate::api::{ApiError, Limits, Reply, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
+
+/// The search service behind an HTTP server; see the class docstring in `_core.pyi`.
+#[pyclass(module = "deepsearch_stream._core", name = "Service", frozen)]
+pub struct PyService {
+    inner: Service,
+    yield_every: u32,
+}
+
+type Headers = Vec<(String, String)>;
+
+/// A response as `(status, headers, body)`; the body is `bytes` or an `EventStream`.
+fn response(py: Python<'_>, status: u16, headers: Headers, body: Py<PyAny>) -> Py<PyAny> {
+    (status, headers, body)
+        .into_pyobject(py)
+        .map(|t| t.into_any().unbind())
+        .unwrap_or_else(|_| py.None())
+}
+
+fn json_headers(extra: Vec<(&'static str, String)>) -> Headers {
+    let mut headers = vec![("content-type".to_string(), JSON_CONTENT_TYPE.to_string())];
+    headers.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+    headers
+}
+
+fn refusal(py: Python<'_>, e: &ApiError) -> Py<PyAny> {
+    let body = PyBytes::new(py, &e.body()).into_any().unbind();
+    response(py, e.status, json_headers(e.headers()), body)
+}
+
+fn route(name: &str) -> PyResult<Route> {
+    match name {
+        "deepsearch" => Ok(Route::DeepSearch),
+        "genie" => Ok(Route::GenieTool),
+        other => Err(ConfigError::new_err(format!(
+            "route must be \"deepsearch\" or \"genie\", got {other:?}"
+        ))),
+    }
+}
+
+#[pymethods]
+impl PyService {
+    #[new]
+    #[pyo3(signature = (
+        search, *, max_streams = 1000, max_body_bytes = 65536, max_query_chars = 4096,
+        heartbeat = Some(10.0), timeout = Some(3600.0), heartbeat_format = "data",
+        max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        search: &PyDeepSearch,
+        max_streams: usize,
+        max_body_bytes: usize,
+        max_query_chars: usize,
+        heartbeat: Option<f64>,
+        timeout: Option<f64>,
+        heartbeat_format: &str,
+        max_pending: usize,
+        max_pending_bytes: usize,
+        max_chunk_bytes: usize,
+        yield_every: u32,
+    ) -> PyResult<Self> {
+        let config = stream_config(
+            heartbeat,
+            timeout,
+            max_pending,
+            max_pending_bytes,
+            max_chunk_bytes,
+            heartbeat_format,
+        )?;
+        let limits = Limits {
+            max_streams,
+            max_body_bytes,
+            max_query_chars,
+        };
+        Ok(PyService {
+            inner: Service::from_shared(search.shared(), limits, config),
+            yield_every: checked_yield_every(yield_every)?,
+        })
+    }
+
+    /// Searches in progress now.
+    #[getter]
+    fn open_streams(&self) -> usize {
+        self.inner.open_streams()
+    }
+
+    /// Request bodies larger than this are refused with 413.
+    #[getter]
+    fn max_body_bytes(&self) -> usize {
+        self.inner.limits().max_body_bytes
+    }
+
+    fn start<'py>(
+        &self,
+        py: Python<'py>,
+        route: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let route = self::route(route)?;
+        let service = self.inner.clone();
+        let yield_every = self.yield_every;
+        let parsed = service.parse(route, content_type, body);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let started = match parsed {
+                Ok(req) => {
+                    tracing::info!(request_id = %req.request_id, route = route.path(), "search");
+                    service.start(route, req).await
+                }
+                Err(e) => Err(e),
+            };
+            Python::attach(|py| -> PyResult<Py<PyAny>> {
+                Ok(match started {
+                    Ok(Reply::Stream(stream)) => {
+                        let sender = stream.sender();
+                        let stream = PyEventStream::from_parts(sender, stream, yield_every);
+                        let headers = SSE_HEADERS
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect();
+                        response(py, 200, headers, Py::new(py, stream)?.into_any())
+                    }
+                    Ok(Reply::Json { status, body }) => {
+                        let body = PyBytes::new(py, &body).into_any().unbind();
+                        response(py, status, json_headers(Vec::new()), body)
+                    }
+                    Err(e) => refusal(py, &e),
+                })
+            })
+        })
+    }
+
+    /// Sends every open stream an `error` message with `code`, then `[DONE]`.
+    fn shutdown(&self, message: &str, code: &str) -> usize {
+        self.inner.fail_all(message, code)
+    }
+}
+
+/// `/metrics` in the Prometheus text format.
+#[pyfunction]
+pub fn metrics_text() -> String {
+    crate::metrics::global().render()
+}
