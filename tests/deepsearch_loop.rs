@@ -216,7 +216,7 @@ async fn same_page_from_two_engines_is_reported_once_in_subquery_order() {
         Ok(vec![
             doc(
                 "beta same page",
-                &format!("https://EXAMPLE.com/{}#frag", q.len()),
+                &format!("https://EXAMPLE.com/{}", q.len()),
                 "A different text for the same page, long enough to have a fingerprint.",
             ),
             doc(

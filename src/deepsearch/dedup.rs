@@ -35,15 +35,16 @@ const TRACKING_PARAMS: &[&str] = &[
 ];
 
 /// The form two URLs of the same page share: lowercase scheme and host, no `www.`, no
-/// default port, no fragment, no `utm_*` or other tracking parameters, the remaining query
-/// parameters sorted, and no trailing slash on a non-root path. Text that does not parse
-/// as a URL is only trimmed.
+/// default port, no `utm_*` or other tracking parameters, the remaining query parameters
+/// sorted, and no trailing slash on a non-root path. The fragment stays: in a local
+/// corpus it names a section, a document of its own. Text that does not parse as a URL
+/// is only trimmed.
 ///
 /// ```
 /// use deepsearch_stream::deepsearch::normalize_url;
 /// assert_eq!(
 ///     normalize_url("HTTPS://WWW.Example.com:443/a/?b=2&utm_source=x&a=1#top"),
-///     "https://example.com/a?a=1&b=2"
+///     "https://example.com/a?a=1&b=2#top"
 /// );
 /// assert_eq!(normalize_url("file:///tmp/x.md#intro"), "file:///tmp/x.md#intro");
 /// ```
@@ -53,7 +54,6 @@ pub fn normalize_url(raw: &str) -> String {
         return raw.to_string();
     };
     if !matches!(url.scheme(), "http" | "https") {
-        // Local corpus URLs use the fragment to name a section: it is part of the identity.
         return url.to_string();
     }
     if let Some(host) = url.host_str() {
@@ -64,7 +64,6 @@ pub fn normalize_url(raw: &str) -> String {
             }
         }
     }
-    url.set_fragment(None);
     let mut pairs: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| {
@@ -151,7 +150,7 @@ mod tests {
             "https://www.example.com/page?id=3",
             "HTTPS://EXAMPLE.COM/page/?id=3",
             "https://example.com/page?utm_medium=email&id=3",
-            "https://example.com/page?id=3&fbclid=abc#section",
+            "https://example.com/page?id=3&fbclid=abc",
             "https://example.com:443/page?id=3&gclid=1",
         ];
         for u in same {
@@ -165,6 +164,11 @@ mod tests {
             normalize_url("http://example.com/Page"),
             normalize_url("http://example.com/page"),
             "paths are case-sensitive"
+        );
+        assert_ne!(
+            normalize_url("https://docs.python.org/3/library/json.html#json.load"),
+            normalize_url("https://docs.python.org/3/library/json.html#json.dump"),
+            "sections of one page are documents of their own"
         );
         assert_eq!(normalize_url("https://www./x"), "https://www./x");
         assert_eq!(normalize_url("  not a url "), "not a url");

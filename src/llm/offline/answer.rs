@@ -116,7 +116,8 @@ pub fn build_answer(
     max_sentences: usize,
 ) -> Answer {
     let weights = query_weights(query, sub_queries);
-    let mut candidates = score_sentences(&weights, docs);
+    let bodies: Vec<String> = docs.iter().map(|d| unwrap_lines(body(d))).collect();
+    let mut candidates = score_sentences(&weights, docs, &bodies);
     let chosen = select_mmr(&mut candidates, max_sentences.max(1));
     if chosen.is_empty() {
         return Answer {
@@ -166,9 +167,90 @@ fn body(doc: &Document) -> &str {
     }
 }
 
+/// True for shell lines, interpreter sessions, code and reST directives: documentation
+/// is full of them, and quoted out of context they answer nothing.
+///
+/// ```text
+/// "$ python -m json.tool"  "  >>> json.dumps(x)"  "Example::"  "{'a': [1, 2]}"
+/// ```
+fn looks_like_code(sentence: &str) -> bool {
+    let s = sentence.trim();
+    let words = s
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .count();
+    // Signatures, headings and key-value fragments are too short to be an answer.
+    let han = s
+        .chars()
+        .filter(|c| crate::llm::offline::text::is_han(*c))
+        .count();
+    if words < 4 && han < 6 {
+        return true;
+    }
+    // A call or signature: `name.attr(args...)` before any space.
+    let head = s.split_whitespace().next().unwrap_or("");
+    if head.contains('(')
+        && head.split('(').next().is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        })
+    {
+        return true;
+    }
+    if ["$ ", ">>>", "...", "#", "//", "%"]
+        .iter()
+        .any(|p| s.starts_with(p))
+        || s.ends_with("::")
+        || s.ends_with('{')
+        || s.ends_with(';')
+    {
+        return true;
+    }
+    let (mut letters, mut symbols) = (0usize, 0usize);
+    for c in s.chars() {
+        if c.is_alphabetic() || c.is_whitespace() {
+            letters += 1;
+        } else if !matches!(
+            c,
+            '.' | ',' | '\'' | '"' | '-' | '?' | '!' | ':' | '(' | ')'
+        ) {
+            symbols += 1;
+        }
+    }
+    // Prose is mostly letters and spaces; code is dense with brackets and operators.
+    s.contains("::=") || symbols * 6 > letters
+}
+
+/// Joins hard-wrapped lines (docstrings, plain text) back into paragraphs, so a
+/// sentence is not cut where its line happened to end. A line break stays where a
+/// paragraph, a list item or an indented block begins, or after a finished sentence.
+fn unwrap_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut prev: Option<&str> = None;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let joins = prev.is_some_and(|p| {
+            !p.is_empty()
+                && !trimmed.is_empty()
+                && !line.starts_with([' ', '\t'])
+                && !trimmed.starts_with(['-', '*', '+', '#', '>', '|'])
+                && !p.ends_with(['.', '!', '?', ':', '。', '！', '？', '：'])
+        });
+        if prev.is_some() {
+            out.push(if joins { ' ' } else { '\n' });
+        }
+        out.push_str(if joins { trimmed } else { line });
+        prev = Some(trimmed);
+    }
+    out
+}
+
 fn score_sentences<'a>(
     weights: &BTreeMap<String, f64>,
-    docs: &'a [Document],
+    docs: &[Document],
+    bodies: &'a [String],
 ) -> Vec<Candidate<'a>> {
     if weights.is_empty() || docs.is_empty() {
         return Vec::new();
@@ -202,8 +284,11 @@ fn score_sentences<'a>(
 
     let mut raw: Vec<(usize, &str, Vec<String>)> = Vec::new();
     let mut seen_text: HashSet<&str> = HashSet::new();
-    for (i, doc) in docs.iter().enumerate() {
-        for sentence in split_sentences(body(doc)) {
+    for (i, text) in bodies.iter().enumerate() {
+        for sentence in split_sentences(text) {
+            if looks_like_code(sentence) {
+                continue;
+            }
             let terms = term_keys(sentence);
             if terms.len() >= 2 && seen_text.insert(sentence) {
                 raw.push((i, sentence, terms));
@@ -298,6 +383,39 @@ fn clip(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn wrapped_lines_become_paragraphs() {
+        let text = "Run the command with arguments\nand wait for it to finish.\n\n  indented\n- item\nDone.\nNext";
+        assert_eq!(
+            super::unwrap_lines(text),
+            "Run the command with arguments and wait for it to finish.\n\n  indented\n- item Done.\nNext"
+        );
+    }
+
+    #[test]
+    fn code_is_not_prose() {
+        for code in [
+            "$ echo '{\"json\":\"obj\"}' | python -m json.tool",
+            ">>> json.dumps([1, 2])",
+            "Using json.tool from the shell to validate and pretty-print::",
+            "x = {'a': [1, 2], 'b': {'c': 3}}",
+            "\"json\": \"obj\"",
+            "class ast.Assert",
+            "subprocess.run(*popenargs, input=None, capture_output=False, timeout=None)",
+            "Assert(expr test, expr? msg)",
+            "assert_stmt ::= \"assert\" expression [\",\" expression]",
+        ] {
+            assert!(super::looks_like_code(code), "{code}");
+        }
+        for prose in [
+            "Deserialize fp (a .read()-supporting text file) to a Python object.",
+            "Tokio is an asynchronous runtime for Rust, e.g. for network services.",
+            "北京是中国的首都。",
+        ] {
+            assert!(!super::looks_like_code(prose), "{prose}");
+        }
+    }
+
     use super::*;
 
     fn doc(title: &str, content: &str, score: f64) -> Document {
