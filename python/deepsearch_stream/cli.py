@@ -1,0 +1,117 @@
+"""``deepsearch-stream serve``: the FastAPI service under uvicorn.
+
+Every flag falls back to the same ``DEEPSEARCH_*`` environment variable as the axum
+server's, so one configuration starts either server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _env(name: str, default: Any = None) -> Any:
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deepsearch-stream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the FastAPI service")
+    serve.add_argument("--host", default=_env("DEEPSEARCH_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(_env("DEEPSEARCH_PORT", 8000)))
+    serve.add_argument("--corpus", default=_env("DEEPSEARCH_CORPUS_DIR"))
+    serve.add_argument("--cache-dir", default=_env("DEEPSEARCH_CACHE_DIR"))
+    serve.add_argument(
+        "--engines",
+        default=_env("DEEPSEARCH_ENGINES", "local"),
+        help="comma-separated: local, searxng, tavily, brave, serper, jina",
+    )
+    serve.add_argument("--llm-base-url", default=_env("DEEPSEARCH_LLM_BASE_URL"))
+    serve.add_argument("--llm-model", default=_env("DEEPSEARCH_LLM_MODEL"))
+    serve.add_argument("--llm-api-key", default=_env("DEEPSEARCH_LLM_API_KEY"))
+    serve.add_argument("--locale", default=_env("DEEPSEARCH_LOCALE", "en"))
+    serve.add_argument(
+        "--max-streams", type=int, default=int(_env("DEEPSEARCH_MAX_STREAMS", 1000))
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=int(_env("DEEPSEARCH_MAX_BODY_BYTES", 65536))
+    )
+    serve.add_argument(
+        "--heartbeat", type=float, default=float(_env("DEEPSEARCH_HEARTBEAT", 10.0))
+    )
+    serve.add_argument(
+        "--stream-timeout", type=float, default=float(_env("DEEPSEARCH_STREAM_TIMEOUT", 3600.0))
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=float(_env("DEEPSEARCH_SHUTDOWN_TIMEOUT", 10.0)),
+    )
+    serve.add_argument("--log-level", default=_env("DEEPSEARCH_LOG_LEVEL", "info"))
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from deepsearch_stream.app import Settings
+
+    llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key": args.llm_api_key}
+    return Settings(
+        engines=[e.strip() for e in args.engines.split(",") if e.strip()],
+        corpus=args.corpus,
+        cache_dir=args.cache_dir,
+        llm={k: v for k, v in llm.items() if v} or None,
+        locale=args.locale,
+        max_streams=args.max_streams,
+        max_body_bytes=args.max_body_bytes,
+        heartbeat=args.heartbeat if args.heartbeat > 0 else None,
+        stream_timeout=args.stream_timeout if args.stream_timeout > 0 else None,
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from deepsearch_stream.app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    app = create_app(_settings(args))
+    service = app.state.service
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Before uvicorn stops waiting on open responses: each stream gets its
+            # `shutdown` error and [DONE], so clients know why it ended.
+            service.shutdown("server is shutting down", "shutdown")
+            super().handle_exit(sig, frame)
+
+    sock = socket.create_server((args.host, args.port))
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=int(args.shutdown_timeout) or None,
+    )
+    server = Server(config)
+    print(f"deepsearch-stream listening on http://{host}:{port}", flush=True)
+    server.run(sockets=[sock])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2  # pragma: no cover - argparse rejects other commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

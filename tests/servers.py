@@ -1,0 +1,113 @@
+"""Starting the two servers as real processes on loopback, for the parity, fault and
+browser suites: the FastAPI service (``python -m deepsearch_stream serve``) and the axum
+binary (``deepsearch-server``), with the same flags."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("fastapi", "axum")
+
+CORPUS = {
+    "tokio.md": "<!-- url: https://tokio.rs/ -->\n# Tokio\n\n"
+    "Tokio is an asynchronous runtime for the Rust programming language. "
+    "It provides the building blocks needed for writing network applications.\n",
+    "tea.md": "<!-- url: https://tea.example/green -->\n# Green tea\n\n"
+    "Steep green tea leaves for two minutes in water just below boiling.\n",
+    "udp.md": "<!-- url: https://net.example/udp -->\n# UDP\n\n"
+    "UDP is a connectionless transport protocol without delivery guarantees.\n",
+}
+
+
+def write_corpus(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in CORPUS.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def server_binary() -> Path:
+    """The axum binary: ``DEEPSEARCH_SERVER_BIN``, else the release build in ``target/``."""
+    configured = os.environ.get("DEEPSEARCH_SERVER_BIN")
+    path = Path(configured) if configured else ROOT / "target" / "release" / "deepsearch-server"
+    if not path.is_file():
+        raise RuntimeError(
+            f"axum server binary not found at {path}: build it with "
+            "`cargo build --release --bin deepsearch-server` (make test does)"
+        )
+    return path
+
+
+def command(backend: str, args: Sequence[str]) -> list[str]:
+    if backend == "fastapi":
+        return [sys.executable, "-m", "deepsearch_stream", "serve", *args]
+    if backend == "axum":
+        return [str(server_binary()), *args]
+    raise ValueError(backend)
+
+
+@dataclass
+class Server:
+    backend: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+@contextmanager
+def running(
+    backend: str, args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[Server]:
+    """Starts a server on a free loopback port; yields once it says it is listening."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(
+        command(backend, ["--host", "127.0.0.1", "--port", "0", *args]),
+        stdout=subprocess.PIPE,
+        stderr=None,
+        env=full_env,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    url = None
+    buffered = b""
+    while url is None:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"{backend} server did not start: {buffered!r}")
+        if selector.select(left):
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            buffered += chunk
+            for line in buffered.decode(errors="replace").splitlines():
+                if "listening on http://" in line:
+                    url = line.rsplit(" ", 1)[-1].strip()
+    server = Server(backend, url, proc)
+    try:
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
