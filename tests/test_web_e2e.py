@@ -394,6 +394,15 @@ async def test_network_error_is_connection_lost(page: Page, backend: str) -> Non
 # --- the stand-in's misbehaviours ----------------------------------------------------
 
 
+SNAPSHOT = """() => ({
+  length: document.getElementById("answer").textContent.length,
+  spans: document.querySelectorAll("#answer span.cite").length,
+  links: document.querySelectorAll("#answer a.cite").length,
+  label: document.getElementById("conn-label").textContent,
+  state: document.body.dataset.state,
+})"""
+
+
 async def test_answer_grows_live_and_heartbeats_pulse(page: Page, standin: str) -> None:
     await search(page, standin, "!slow go")
     label = page.locator("#conn-label")
@@ -401,15 +410,16 @@ async def test_answer_grows_live_and_heartbeats_pulse(page: Page, standin: str) 
     lengths: list[int] = []
     labels: set[str] = set()
     plain_markers = False
-    for _ in range(200):
-        lengths.append(len(await page.locator("#answer").text_content() or ""))
-        labels.add(await label.text_content() or "")
-        if await page.locator("#answer span.cite").count():
+    for _ in range(400):
+        snap = await page.evaluate(SNAPSHOT)  # one look, so nothing changes in between
+        lengths.append(snap["length"])
+        labels.add(snap["label"])
+        if snap["spans"]:
             plain_markers = True  # before `final` a marker is plain text, not a link
-            assert await page.locator("#answer a.cite").count() == 0
-        if await page.locator("body").get_attribute("data-state") == "finished":
+            assert snap["links"] == 0
+        if snap["state"] == "finished":
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.03)
     growing = [n for n in dict.fromkeys(lengths) if n > 0]
     assert len(growing) >= 3, lengths
     assert plain_markers
