@@ -286,9 +286,9 @@ async def test_bad_options_raise_config_error() -> None:
 
 
 async def test_yield_every_zero_is_refused_by_both_constructors() -> None:
-    with pytest.raises(ConfigError, match="^yield_every must be at least 1$"):
+    with pytest.raises(ConfigError, match=r"^yield_every must be at least 1$"):
         EventStream("r", yield_every=0)
-    with pytest.raises(ConfigError, match="^yield_every must be at least 1$"):
+    with pytest.raises(ConfigError, match=r"^yield_every must be at least 1$"):
         synthetic_stream("syn", 1, yield_every=0)
 
 
