@@ -30,10 +30,11 @@ from sse_starlette import EventSourceResponse
 
 from conftest import serve
 from deepsearch_stream import DeepSearch, EventStream, InvalidRequestError
+from servers import running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-BACKENDS = ["stand-in"]
+BACKENDS = ["stand-in", "fastapi", "axum"]
 
 DOCS = {
     "tokio.md": "<!-- url: https://tokio.rs/ -->\n# Tokio\n\n"
@@ -202,11 +203,20 @@ async def standin(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Asy
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
-async def backend(request: pytest.FixtureRequest, standin: str) -> str:
-    """Base URL of a server under test (add the real services here)."""
+async def backend(
+    request: pytest.FixtureRequest,
+    standin: str,
+    corpus: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[str]:
+    """Base URL of a server under test: the stand-in, or a real server process."""
     if request.param == "stand-in":
-        return standin
-    raise AssertionError(f"unknown backend {request.param!r}")
+        yield standin
+        return
+    cache = tmp_path_factory.mktemp(f"web-{request.param}")
+    args = ["--corpus", str(corpus), "--cache-dir", str(cache), "--heartbeat", "1"]
+    with running(request.param, args) as server:
+        yield server.url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from deepsearch_stream import _core
 from deepsearch_stream.deepsearch import DeepSearch
 
-__all__ = ["Settings", "app", "create_app"]
+__all__ = ["Settings", "create_app"]  # and `app`, built on first access
 
 log = logging.getLogger("deepsearch_stream")
 
@@ -104,7 +104,9 @@ def _request_body_doc() -> dict[str, Any]:
     }
 
 
-def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def _error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
     body = {"error": {"code": code, "message": message, "field": None}}
     return Response(
         json.dumps(body, ensure_ascii=False).encode(),

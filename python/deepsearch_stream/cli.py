@@ -39,15 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--llm-model", default=_env("DEEPSEARCH_LLM_MODEL"))
     serve.add_argument("--llm-api-key", default=_env("DEEPSEARCH_LLM_API_KEY"))
     serve.add_argument("--locale", default=_env("DEEPSEARCH_LOCALE", "en"))
-    serve.add_argument(
-        "--max-streams", type=int, default=int(_env("DEEPSEARCH_MAX_STREAMS", 1000))
-    )
+    serve.add_argument("--max-streams", type=int, default=int(_env("DEEPSEARCH_MAX_STREAMS", 1000)))
     serve.add_argument(
         "--max-body-bytes", type=int, default=int(_env("DEEPSEARCH_MAX_BODY_BYTES", 65536))
     )
-    serve.add_argument(
-        "--heartbeat", type=float, default=float(_env("DEEPSEARCH_HEARTBEAT", 10.0))
-    )
+    serve.add_argument("--heartbeat", type=float, default=float(_env("DEEPSEARCH_HEARTBEAT", 10.0)))
     serve.add_argument(
         "--stream-timeout", type=float, default=float(_env("DEEPSEARCH_STREAM_TIMEOUT", 3600.0))
     )

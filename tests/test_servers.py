@@ -1,0 +1,303 @@
+"""The FastAPI service and the axum server, as real processes: the same answers to the
+same requests (parity), and each one's streaming behaviour under faults."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from servers import BACKENDS, Server, running, write_corpus
+
+CONTRACT_HEADERS = (
+    "content-type",
+    "cache-control",
+    "x-accel-buffering",
+    "connection",
+    "retry-after",
+    "allow",
+)
+
+PARITY_ARGS = ["--heartbeat", "30", "--max-streams", "4"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def pair(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """Both servers on the same corpus and settings."""
+    cache = tmp_path_factory.mktemp("cache")
+    args = ["--corpus", str(corpus), "--cache-dir", str(cache), *PARITY_ARGS]
+    with running("fastapi", args) as fastapi, running("axum", args) as axum:
+        yield {"fastapi": fastapi, "axum": axum}
+
+
+def normalize_event(data: str) -> Any:
+    """An event's data with what legitimately differs between runs taken out."""
+    if data in ("[DONE]", "heartbeat"):
+        return data
+    msg = json.loads(data)
+    if "timestamp" in msg:
+        msg["timestamp"] = "<ts>"
+    inner = msg.get("data")
+    if isinstance(inner, dict) and "elapsed_ms" in inner:
+        inner["elapsed_ms"] = "<ms>"
+    return msg
+
+
+def events(body: bytes) -> list[tuple[str | None, Any]]:
+    out = []
+    for frame in body.decode().split("\n\n"):
+        if not frame:
+            continue
+        ident, datas = None, []
+        for line in frame.split("\n"):
+            if line.startswith("id: "):
+                ident = line[4:]
+            elif line.startswith("data: "):
+                datas.append(line[6:])
+        out.append((ident, normalize_event("\n".join(datas))))
+    return out
+
+
+def exchange(base: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    r = httpx.request(method, base + path, timeout=30, **kwargs)
+    headers = {k: r.headers.get(k) for k in CONTRACT_HEADERS}
+    out: dict[str, Any] = {"status": r.status_code, "headers": headers}
+    if (r.headers.get("content-type") or "").startswith("text/event-stream"):
+        out["events"] = [e for e in events(r.content) if e[1] != "heartbeat"]
+    elif (r.headers.get("content-type") or "").startswith("application/json"):
+        body = json.loads(r.content)
+        if isinstance(body, dict) and "elapsed_ms" in body:
+            body["elapsed_ms"] = "<ms>"
+        out["json"] = body
+        if r.status_code >= 400:
+            out["raw"] = r.content
+    else:
+        out["text"] = r.text
+    return out
+
+
+def post(body: Any, path: str = "/deepsearch") -> dict[str, Any]:
+    return {"method": "POST", "path": path, "json": body}
+
+
+def raw(content: bytes, content_type: str | None = "application/json") -> dict[str, Any]:
+    headers = {"content-type": content_type} if content_type else {}
+    return {"method": "POST", "path": "/deepsearch", "content": content, "headers": headers}
+
+
+Q = "What is Tokio?"
+CASES: dict[str, dict[str, Any]] = {
+    "all": post({"query": Q, "request_id": "p-all"}),
+    "intermediate": post({"query": Q, "request_id": "p-int", "stream_mode": "intermediate"}),
+    "final": post({"query": Q, "request_id": "p-fin", "stream_mode": "final"}),
+    "token-batches": post(
+        {"query": Q, "request_id": "p-tok", "stream_mode": {"mode": "token", "token": 4}}
+    ),
+    "camel-case": post({"query": Q, "requestId": "p-camel", "maxLoop": 2, "streamMode": "final"}),
+    "two-rounds": post(
+        {"query": "How long to steep green tea?", "request_id": "p-2", "max_loop": 2}
+    ),
+    "not-streamed": post({"query": Q, "request_id": "p-json", "stream": False}),
+    "engines-subset": post({"query": Q, "request_id": "p-eng", "search_engines": ["local"]}),
+    "genie": post({"query": Q, "request_id": "g-1", "maxLoop": 2}, path="/v1/tool/deepsearch"),
+    "genie-not-streamed": post(
+        {"query": Q, "requestId": "g-2", "stream": False}, path="/v1/tool/deepsearch"
+    ),
+    "empty-query": post({"query": "", "request_id": "b"}),
+    "missing-query": post({"request_id": "b"}),
+    "query-not-string": post({"query": ["x"]}),
+    "huge-query": post({"query": "q" * 5000}),
+    "max-loop-zero": post({"query": Q, "max_loop": 0}),
+    "max-loop-huge": post({"query": Q, "max_loop": 10**12}),
+    "max-loop-string": post({"query": Q, "max_loop": "3"}),
+    "stream-not-bool": post({"query": Q, "stream": "yes"}),
+    "unknown-mode": post({"query": Q, "stream_mode": "loud"}),
+    "bad-mode-object": post({"query": Q, "stream_mode": {"mode": "token", "token": 0}}),
+    "unknown-engine": post({"query": Q, "search_engines": ["bing"]}),
+    "request-id-crlf": post({"query": Q, "request_id": "a\r\nb"}),
+    "array-body": post([1, 2]),
+    "not-json": raw(b"{not json"),
+    "not-utf8": raw(b'{"query": "\xff"}'),
+    "text-plain": raw(b'{"query": "q"}', "text/plain"),
+    "no-content-type": raw(b'{"query": "q"}', None),
+    "oversized": raw(b'{"query": "' + b"x" * 70_000 + b'"}'),
+    "healthz": {"method": "GET", "path": "/healthz"},
+    "not-found": {"method": "GET", "path": "/nope"},
+    "wrong-method": {"method": "GET", "path": "/deepsearch"},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_parity(pair: dict[str, Server], case: str) -> None:
+    spec = dict(CASES[case])
+    method, path = spec.pop("method"), spec.pop("path")
+    got = {name: exchange(server.url, method, path, **spec) for name, server in pair.items()}
+    assert got["fastapi"] == got["axum"]
+    answer = got["axum"]
+    assert answer["headers"]["connection"] is None
+    if "events" in answer:
+        assert answer["status"] == 200
+        assert answer["headers"]["content-type"] == "text/event-stream; charset=utf-8"
+        assert answer["headers"]["cache-control"] == "no-cache, no-transform"
+        assert answer["headers"]["x-accel-buffering"] == "no"
+        assert answer["events"][-1] == (None, "[DONE]")
+        ids = [int(i) for i, _ in answer["events"] if i is not None]
+        assert ids == list(range(1, len(ids) + 1))
+    if answer["status"] >= 400:
+        error = answer["json"]["error"]
+        assert set(error) == {"code", "message", "field"} and error["message"]
+
+
+def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
+    """The table above reaches every status the contract names."""
+    statuses = {
+        case: exchange(
+            pair["axum"].url,
+            s["method"],
+            s["path"],
+            **{k: v for k, v in s.items() if k not in ("method", "path")},
+        )["status"]
+        for case, s in CASES.items()
+    }
+    assert statuses["empty-query"] == 422 and statuses["request-id-crlf"] == 422
+    assert statuses["not-json"] == 400 and statuses["not-utf8"] == 400
+    assert statuses["text-plain"] == 415 and statuses["oversized"] == 413
+    assert statuses["not-found"] == 404 and statuses["wrong-method"] == 405
+    assert statuses["all"] == 200 and statuses["not-streamed"] == 200
+
+
+def test_metrics_have_the_same_names(pair: dict[str, Server]) -> None:
+    names = {}
+    for name, server in pair.items():
+        r = httpx.get(server.url + "/metrics")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+        names[name] = set(re.findall(r"^# TYPE (\S+)", r.text, re.M))
+    assert names["fastapi"] == names["axum"]
+    assert "deepsearch_streams_open" in names["axum"]
+
+
+class HangingEngine:
+    """A SearXNG that accepts searches and never answers; records hang-ups."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = threading.Event()
+        self.closed_at: list[float] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            self.accepted.set()
+            while True:
+                try:
+                    if not conn.recv(65536):
+                        break
+                except OSError:
+                    break
+            self.closed_at.append(time.monotonic())
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingEngine]:
+    engine = HangingEngine()
+    yield engine
+    engine.sock.close()
+
+
+def slow_server(backend: str, engine: HangingEngine, *extra: str) -> Any:
+    args = ["--engines", "searxng", "--heartbeat", "0.2", *extra]
+    return running(backend, args, env={"SEARXNG_URL": engine.url})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_heartbeats_then_disconnect_drops_the_engine_request(
+    backend: str, hanging: HangingEngine
+) -> None:
+    with slow_server(backend, hanging) as server, httpx.Client(timeout=30) as client:
+        body = {"query": Q, "request_id": "hb-1"}
+        with client.stream("POST", server.url + "/deepsearch", json=body) as r:
+            assert r.status_code == 200
+            seen = b""
+            for chunk in r.iter_bytes():
+                seen += chunk
+                if seen.count(b"data: heartbeat\n\n") >= 2:
+                    break
+            assert hanging.accepted.wait(5)
+            left = time.monotonic()
+        # Leaving the `with` closed the connection.
+        deadline = left + 5
+        while not hanging.closed_at:
+            assert time.monotonic() < deadline, "the engine request was never dropped"
+            time.sleep(0.002)
+        assert hanging.closed_at[0] - left < 0.1
+        metrics = client.get(server.url + "/metrics").text
+        assert "deepsearch_streams_total 1" in metrics
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_over_the_stream_limit_is_503_with_retry_after(
+    backend: str, hanging: HangingEngine
+) -> None:
+    with slow_server(backend, hanging, "--max-streams", "1") as server:
+        with httpx.Client(timeout=30) as client:
+            with client.stream("POST", server.url + "/deepsearch", json={"query": Q}) as held:
+                assert held.status_code == 200
+                r = client.post(server.url + "/deepsearch", json={"query": Q})
+                assert r.status_code == 503
+                assert r.headers["retry-after"] == "1"
+                assert r.json()["error"]["code"] == "overloaded"
+            # The slot is free again once the held stream is gone.
+            deadline = time.monotonic() + 5
+            while True:
+                r = client.post(
+                    server.url + "/deepsearch", json={"query": Q, "stream_mode": "final"}
+                )
+                if r.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert r.status_code == 200
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigterm_sends_shutdown_error_and_done(backend: str, hanging: HangingEngine) -> None:
+    with slow_server(backend, hanging, "--shutdown-timeout", "5") as server:
+        with httpx.Client(timeout=30) as client:
+            with client.stream("POST", server.url + "/deepsearch", json={"query": Q}) as r:
+                assert r.status_code == 200
+                iterator = r.iter_bytes()
+                seen = next(iterator)
+                assert hanging.accepted.wait(5)
+                started = time.monotonic()
+                server.process.send_signal(15)
+                for chunk in iterator:
+                    seen += chunk
+        tail = [e for e in events(seen) if e[1] != "heartbeat"]
+        assert tail[-1] == (None, "[DONE]")
+        error = tail[-2][1]
+        assert error["type"] == "error" and error["data"]["code"] == "shutdown"
+        assert error["isFinal"] is True
+        assert server.process.wait(10) == 0 or server.process.returncode in (0, -15)
+        assert time.monotonic() - started < 10
