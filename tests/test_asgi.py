@@ -73,7 +73,9 @@ async def test_client_disconnect_cancels_the_producer(wrapper: str) -> None:
             async for chunk in r.aiter_raw():
                 if b"progress" in chunk:
                     break
-        for _ in range(100):
+        # Starlette learns of the disconnect on its next write; a loaded CI machine may
+        # take a while to get there, and only that it happens is asserted here.
+        for _ in range(500):
             if state.get("cancelled"):
                 break
             await asyncio.sleep(0.01)

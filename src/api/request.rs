@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::{ApiError, Limits, Route};
-use crate::deepsearch::{Request, StreamMode, MAX_LOOP_RANGE};
+use crate::deepsearch::{Batching, Request, StreamMode, DEFAULT_BATCH_TOKENS, MAX_LOOP_RANGE};
 
 /// Longest `request_id` accepted: it ends up in logs, SSE ids and storage keys.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -157,10 +157,20 @@ pub fn parse_request(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("stream", "must be true or false")),
     };
-    let mode = match field(&obj, "stream_mode", "streamMode") {
+    let mut mode = match field(&obj, "stream_mode", "streamMode") {
         None => StreamMode::default(),
         Some(v) => StreamMode::from_value(v).map_err(ApiError::from)?,
     };
+    if route == Route::GenieTool && mode.batching == Batching::General {
+        // genie-tool sends a report every `token` pieces (5 by default) in every mode.
+        let token = field(&obj, "stream_mode", "streamMode")
+            .and_then(|m| m.get("token"))
+            .and_then(Value::as_u64)
+            .and_then(|t| usize::try_from(t).ok())
+            .filter(|t| *t >= 1)
+            .unwrap_or(DEFAULT_BATCH_TOKENS);
+        mode.batching = Batching::Tokens(token);
+    }
     let mut wanted = Vec::new();
     match field(&obj, "search_engines", "searchEngines") {
         None => {}
@@ -238,6 +248,13 @@ mod tests {
         assert!(!r.stream);
         let g = parse(Route::GenieTool, r#"{"query": "q"}"#).unwrap();
         assert_eq!(g.search.max_loop, 1);
+        assert_eq!(g.search.mode.batching, Batching::Tokens(5));
+        let g = parse(
+            Route::GenieTool,
+            r#"{"query": "q", "streamMode": {"mode": "general", "token": 2}}"#,
+        )
+        .unwrap();
+        assert_eq!(g.search.mode.batching, Batching::Tokens(2));
         assert_eq!(g.request_id.len(), 32, "generated");
     }
 
