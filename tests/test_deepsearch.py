@@ -424,3 +424,18 @@ def test_messages_helper_splits_coalesced_frames() -> None:
 
     assert asyncio.run(run()) == ['{"a": 1}', '{"b": "x\\ny"}']
     assert src.closed
+
+
+async def test_default_corpus_is_the_python_documentation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No corpus given: the Python docs are exported into the cache and searched offline."""
+    monkeypatch.delenv("DEEPSEARCH_CORPUS_DIR", raising=False)
+    default = DeepSearch(llm="offline", cache_dir=tmp_path)
+    assert (tmp_path / "python-docs" / ".stamp").is_file()
+    result = await default.search("How do I run a subprocess and capture its output?")
+    urls = [s["url"] for s in result["sources"]]
+    assert urls, result
+    assert all(u.startswith("https://docs.python.org/3.") for u in urls)
+    assert any("/library/subprocess.html" in u for u in urls), urls
+    assert "capture" in result["answer"]
