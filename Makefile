@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup develop run test test-rust test-python lint core-deps bench clean
+.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,8 +24,14 @@ setup: $(VENV)/.ready ## Create .venv with maturin
 develop: setup ## Build the extension (release) into .venv with the test extras
 	$(VENV)/bin/maturin develop --release -q -E test
 
-run: develop ## The main job: one streamed DeepSearch, offline, over the Python docs
-	$(VPY) examples/deepsearch_demo.py "How do I read a JSON file in Python?"
+run: develop ## The main job: the FastAPI service, offline, on http://127.0.0.1:8000/
+	$(VPY) -m deepsearch_stream serve --host 127.0.0.1 --port 8000
+
+demo: develop ## One streamed DeepSearch printed in the terminal
+	$(VPY) examples/deepsearch_demo.py "How do I run a subprocess and capture its output?"
+
+server-bin: ## The axum server binary (target/release/deepsearch-server)
+	cargo build --release --bin deepsearch-server
 
 test: develop lint test-rust test-python ## Every check and test (CI runs this)
 
@@ -33,7 +39,7 @@ test-rust: ## cargo test (core, no Python)
 	cargo test --all-targets
 	cargo test --doc
 
-test-python: develop ## pytest against the built extension
+test-python: develop server-bin ## pytest against the built extension and both servers
 	$(VPY) -m pytest
 
 lint: develop core-deps ## rustfmt, clippy, ruff
