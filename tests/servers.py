@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -111,3 +113,34 @@ def running(
             proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+class HangingEngine:
+    """An HTTP server (a SearXNG, for the loop) that accepts requests and never answers;
+    records when each client hangs up."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = threading.Event()
+        self.closed_at: list[float] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            self.accepted.set()
+            while True:
+                try:
+                    if not conn.recv(65536):
+                        break
+                except OSError:
+                    break
+            self.closed_at.append(time.monotonic())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,24 +28,12 @@ from deepsearch_stream import (
     SearchEngineError,
 )
 from deepsearch_stream.deepsearch import _messages
-
-DOCS = {
-    "tokio.md": "<!-- url: https://tokio.rs/ -->\n# Tokio\n\n"
-    "Tokio is an asynchronous runtime for the Rust programming language. "
-    "It provides the building blocks needed for writing network applications.\n",
-    "tea.md": "<!-- url: https://tea.example/green -->\n# Green tea\n\n"
-    "Steep green tea leaves for two minutes in water just below boiling.\n",
-    "udp.md": "<!-- url: https://net.example/udp -->\n# UDP\n\n"
-    "UDP is a connectionless transport protocol without delivery guarantees.\n",
-}
+from servers import HangingEngine, write_corpus
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    for name, text in DOCS.items():
-        (root / name).write_text(text, encoding="utf-8")
-    return root
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module")
@@ -208,45 +195,15 @@ def test_zh_locale(corpus: Path, tmp_path: Path) -> None:
     assert asyncio.run(first_two()) == ["开始搜索...", "执行第1轮搜索..."]
 
 
-class HangingServer:
-    """Accepts HTTP requests and never answers; records when each client hangs up."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.accepted = threading.Event()
-        self.closed_at: list[float] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
-
-    def _hold(self, conn: socket.socket) -> None:
-        with conn:
-            self.accepted.set()
-            while True:
-                try:
-                    if not conn.recv(65536):
-                        break
-                except OSError:
-                    break
-            self.closed_at.append(time.monotonic())
-
-
 @pytest.fixture
-def hanging() -> Iterator[HangingServer]:
-    server = HangingServer()
+def hanging() -> Iterator[HangingEngine]:
+    server = HangingEngine()
     yield server
     server.sock.close()
 
 
 async def test_leaving_the_stream_drops_engine_requests(
-    hanging: HangingServer, monkeypatch: pytest.MonkeyPatch
+    hanging: HangingEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEARXNG_URL", hanging.url)
     slow = DeepSearch(["searxng"], llm="offline", engine_timeout=60)

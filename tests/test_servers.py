@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from servers import BACKENDS, Server, running, write_corpus
+from servers import BACKENDS, HangingEngine, Server, running, write_corpus
 
 CONTRACT_HEADERS = (
     "content-type",
@@ -188,36 +186,6 @@ def test_metrics_have_the_same_names(pair: dict[str, Server]) -> None:
         names[name] = set(re.findall(r"^# TYPE (\S+)", r.text, re.M))
     assert names["fastapi"] == names["axum"]
     assert "deepsearch_streams_open" in names["axum"]
-
-
-class HangingEngine:
-    """A SearXNG that accepts searches and never answers; records hang-ups."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.accepted = threading.Event()
-        self.closed_at: list[float] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
-
-    def _hold(self, conn: socket.socket) -> None:
-        with conn:
-            self.accepted.set()
-            while True:
-                try:
-                    if not conn.recv(65536):
-                        break
-                except OSError:
-                    break
-            self.closed_at.append(time.monotonic())
 
 
 @pytest.fixture
