@@ -396,3 +396,23 @@ async def test_default_corpus_is_the_python_documentation(
     assert all(u.startswith("https://docs.python.org/3.") for u in urls)
     assert any("/library/subprocess.html" in u for u in urls), urls
     assert "capture" in result["answer"]
+
+
+async def test_cancelling_search_drops_engine_requests(
+    hanging: HangingEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEARXNG_URL", hanging.url)
+    slow = DeepSearch(["searxng"], llm="offline", engine_timeout=60)
+    task = asyncio.ensure_future(slow.search("What is Tokio?"))
+    deadline = time.monotonic() + 10
+    while not hanging.accepted.is_set():
+        assert time.monotonic() < deadline, "the engine request never arrived"
+        await asyncio.sleep(0.005)
+    left = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    while not hanging.closed_at:
+        assert time.monotonic() < left + 5, "the engine request was never dropped"
+        await asyncio.sleep(0.002)
+    assert hanging.closed_at[0] - left < 0.1
