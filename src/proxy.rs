@@ -33,6 +33,22 @@ use crate::sse::{decode_stream_with, Decoder, StreamDecodeError};
 use crate::stream::{EventStream, Failure, Sender, StreamConfig, StreamError};
 
 /// The `code` of the `error` message a failed relay ends with.
+///
+/// ```
+/// use deepsearch_stream::proxy::{self, code, ProxyOptions};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // A port nobody listens on.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// let url = format!("http://127.0.0.1:{port}/v1/deepsearch");
+/// let stream = proxy::spawn("req-1", &url, "{}", ProxyOptions::default(), Default::default()).unwrap();
+/// let wire: Vec<u8> = stream.flat_map(|c| futures::stream::iter(c.to_vec())).collect().await;
+/// let wire = String::from_utf8(wire).unwrap();
+/// assert!(wire.contains(&format!(r#""code": "{}""#, code::UNREACHABLE)), "{wire}");
+/// assert!(wire.ends_with("data: [DONE]\n\n"));
+/// # }
+/// ```
 pub mod code {
     /// The upstream could not be reached: connection refused, DNS or TLS failure, or the
     /// connection closed before a response head.
@@ -71,6 +87,16 @@ const MANAGED_HEADERS: &[&str] = &[
 
 /// Why a relay could not be set up. Failures after setup are not errors of this kind:
 /// they reach the client as the stream's `error` message (see [`code`]).
+///
+/// ```
+/// use deepsearch_stream::proxy::{self, ProxyError, ProxyOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let options = ProxyOptions::default();
+/// let err = proxy::spawn("r", "ftp://host/x", "{}", options, Default::default()).unwrap_err();
+/// assert!(matches!(err, ProxyError::UnsupportedScheme(scheme) if scheme == "ftp"));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProxyError {
@@ -93,6 +119,18 @@ pub enum ProxyError {
 /// Options of one relay besides its URL and body. `Default` gives the shared client,
 /// a 10 s connect timeout, a 60 s idle timeout, no total timeout of its own (the
 /// [`StreamConfig::timeout`] of the stream still applies) and the decoder's default limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use deepsearch_stream::proxy::ProxyOptions;
+///
+/// let options = ProxyOptions {
+///     headers: vec![("Authorization".into(), "Bearer token".into())],
+///     idle_timeout: Some(Duration::from_secs(30)),
+///     ..ProxyOptions::default()
+/// };
+/// assert_eq!(options.connect_timeout, Some(Duration::from_secs(10)));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
     /// Extra request headers, e.g. `Authorization` or `Last-Event-ID`. They replace the
