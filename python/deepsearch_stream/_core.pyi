@@ -4,6 +4,8 @@ from collections.abc import Awaitable, Coroutine, Generator, Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal, Self, final
 
+from typing_extensions import disjoint_base
+
 __version__: str
 
 class DeepSearchStreamError(Exception):
@@ -172,6 +174,7 @@ def proxy(
     another type (or data ``json.dumps`` would refuse).
     """
 
+@disjoint_base
 class DeepSearch:
     """A configured DeepSearch service: engines, planner/reasoner/writer, and limits.
 
@@ -221,8 +224,8 @@ class DeepSearch:
         stream_mode: str | Mapping[str, Any] | None = None,
         *,
         stream: bool = True,
-        heartbeat: float | None = 10.0,
-        timeout: float | None = 3600.0,
+        heartbeat: float | None = ...,
+        timeout: float | None = ...,
         heartbeat_format: Literal["data", "comment"] | str = "data",
         max_pending: int = 256,
         max_pending_bytes: int = 4194304,
@@ -270,8 +273,8 @@ class Service:
         max_streams: int = 1000,
         max_body_bytes: int = 65536,
         max_query_chars: int = 4096,
-        heartbeat: float | None = 10.0,
-        timeout: float | None = 3600.0,
+        heartbeat: float | None = ...,
+        timeout: float | None = ...,
         heartbeat_format: Literal["data", "comment"] | str = "data",
         max_pending: int = 256,
         max_pending_bytes: int = 4194304,
