@@ -9,6 +9,7 @@ pub mod json_compat;
 pub mod llm;
 pub mod message;
 pub mod metrics;
+pub mod proxy;
 pub mod search;
 pub mod sse;
 pub mod stream;

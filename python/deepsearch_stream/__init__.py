@@ -8,6 +8,8 @@ the final ``[DONE]`` included).
 ``DeepSearch`` runs the search loop (plan → parallel search → reason → cited answer)
 and streams its messages: ``run()`` yields JSON strings like the seed's generator,
 ``sse()`` returns an ``EventStream``, ``search()`` returns the final result.
+
+``proxy(url, body)`` relays another deepsearch service's SSE answer as an ``EventStream``.
 """
 
 from deepsearch_stream._core import (
@@ -21,6 +23,7 @@ from deepsearch_stream._core import (
     StreamClosedError,
     StreamTimeoutError,
     __version__,
+    proxy,
     synthetic_stream,
 )
 from deepsearch_stream.deepsearch import DeepSearch
@@ -37,5 +40,6 @@ __all__ = [
     "StreamClosedError",
     "StreamTimeoutError",
     "__version__",
+    "proxy",
     "synthetic_stream",
 ]

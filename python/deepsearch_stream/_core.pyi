@@ -4,6 +4,8 @@ from collections.abc import Awaitable, Coroutine, Generator, Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal, Self, final
 
+from typing_extensions import disjoint_base
+
 __version__: str
 
 class DeepSearchStreamError(Exception):
@@ -134,6 +136,45 @@ def synthetic_stream(
     ``{"seq": n, "text": "x" * payload_bytes}``, then ``[DONE]``. For load tests and
     benchmarks of the consuming side."""
 
+def proxy(
+    url: str,
+    body: bytes | bytearray | str | dict[str, Any] | list[Any],
+    *,
+    request_id: str = "",
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = 3600.0,
+    connect_timeout: float | None = 10.0,
+    idle_timeout: float | None = 60.0,
+    heartbeat: float | None = 10.0,
+    heartbeat_format: Literal["data", "comment"] | str = "data",
+    max_pending: int = 256,
+    max_pending_bytes: int = 4194304,
+    max_chunk_bytes: int = 65536,
+    yield_every: int = 32,
+) -> EventStream:
+    """Relay a deepsearch service's SSE answer: POST ``body`` to ``url``, return the stream.
+
+    ``body`` is sent as is (``bytes``), as UTF-8 (``str``) or as JSON (``dict``/``list``),
+    with ``Content-Type: application/json`` and ``Accept: text/event-stream`` unless
+    ``headers`` (e.g. ``Authorization``, ``Last-Event-ID``) say otherwise. Each upstream
+    event's data becomes one of the stream's messages, under the stream's own ids and
+    heartbeats and with backpressure (nothing is dropped); upstream heartbeats are not
+    relayed and the upstream's ``[DONE]`` completes the stream.
+
+    Any failure ends the stream with an ``error`` message, then ``[DONE]``; its ``code``
+    is ``upstream_unreachable`` (no connection), ``upstream_status`` (non-2xx; the message
+    holds the status and the start of the body), ``upstream_protocol`` (not
+    ``text/event-stream``, or an oversized line or event), ``upstream_truncated`` (closed
+    without ``[DONE]``) or ``upstream_timeout`` (no response head within
+    ``connect_timeout``, silence for ``idle_timeout``, or the whole relay past
+    ``timeout``). Closing the stream (``aclose()``, cancelling its consumer) closes the
+    upstream connection at once.
+
+    Raises ``ConfigError`` for a bad URL, header or option, ``TypeError`` for a body of
+    another type (or data ``json.dumps`` would refuse).
+    """
+
+@disjoint_base
 class DeepSearch:
     """A configured DeepSearch service: engines, planner/reasoner/writer, and limits.
 
@@ -183,8 +224,8 @@ class DeepSearch:
         stream_mode: str | Mapping[str, Any] | None = None,
         *,
         stream: bool = True,
-        heartbeat: float | None = 10.0,
-        timeout: float | None = 3600.0,
+        heartbeat: float | None = ...,
+        timeout: float | None = ...,
         heartbeat_format: Literal["data", "comment"] | str = "data",
         max_pending: int = 256,
         max_pending_bytes: int = 4194304,
@@ -232,8 +273,8 @@ class Service:
         max_streams: int = 1000,
         max_body_bytes: int = 65536,
         max_query_chars: int = 4096,
-        heartbeat: float | None = 10.0,
-        timeout: float | None = 3600.0,
+        heartbeat: float | None = ...,
+        timeout: float | None = ...,
         heartbeat_format: Literal["data", "comment"] | str = "data",
         max_pending: int = 256,
         max_pending_bytes: int = 4194304,

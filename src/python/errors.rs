@@ -5,6 +5,7 @@ use pyo3::exceptions::PyException;
 use pyo3::PyErr;
 
 use crate::deepsearch::DeepSearchError;
+use crate::proxy::ProxyError;
 use crate::stream::StreamError;
 
 create_exception!(
@@ -80,6 +81,20 @@ impl From<DeepSearchError> for PyErr {
             DeepSearchError::Closed => StreamClosedError::new_err(text),
             DeepSearchError::TimedOut => StreamTimeoutError::new_err(text),
             _ => DeepSearchStreamError::new_err(text),
+        }
+    }
+}
+
+impl From<ProxyError> for PyErr {
+    fn from(e: ProxyError) -> PyErr {
+        // A bad upstream URL or header is a malformed option like any other.
+        match e {
+            ProxyError::Stream(e) => e.into(),
+            ProxyError::InvalidUrl { .. }
+            | ProxyError::UnsupportedScheme(_)
+            | ProxyError::InvalidHeader { .. }
+            | ProxyError::InvalidOption(_) => ConfigError::new_err(e.to_string()),
+            _ => DeepSearchStreamError::new_err(e.to_string()),
         }
     }
 }

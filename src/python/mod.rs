@@ -7,6 +7,7 @@
 mod deepsearch;
 mod errors;
 mod json;
+mod proxy;
 mod service;
 mod stream;
 mod synthetic;
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("METRICS_CONTENT_TYPE", crate::metrics::CONTENT_TYPE)?;
     m.add_class::<stream::Ready>()?;
     m.add_function(wrap_pyfunction!(synthetic::synthetic_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(proxy::proxy, m)?)?;
     m.add(
         "DeepSearchStreamError",
         py.get_type::<errors::DeepSearchStreamError>(),

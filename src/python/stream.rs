@@ -160,11 +160,15 @@ pub struct PyEventStream {
     yield_every: u32,
 }
 
-fn seconds(name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_finite() && v > 0.0 => Ok(Some(Duration::from_secs_f64(v))),
-        Some(v) => Err(ConfigError::new_err(format!(
+/// A keyword option in seconds; `None` stays `None` (no limit).
+pub(crate) fn seconds(name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    // try_: a finite but huge value (1e300) must raise, not panic.
+    match Duration::try_from_secs_f64(v) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        _ => Err(ConfigError::new_err(format!(
             "{name} must be a positive number of seconds or None, got {v}"
         ))),
     }

@@ -6,7 +6,8 @@
 //! `Connection: close`).
 //!
 //! A reply body is sent whole with a `Content-Length`, as scripted HTTP chunks
-//! (pauses and a connection dropped mid-body included), or as endless filler.
+//! (pauses, a connection dropped mid-body, and holding the connection open until the
+//! client hangs up, timed, included), or as endless filler.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -15,7 +16,7 @@ pub mod openai;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,6 +75,9 @@ pub enum Step {
     Sleep(Duration),
     /// Close the connection without finishing the body.
     Abort,
+    /// Send nothing more and wait (up to 30 s) until the client closes the connection;
+    /// the moment it does is recorded ([`TestServer::wait_closed`]).
+    HoldUntilClosed,
 }
 
 /// How a reply's body goes out.
@@ -131,9 +135,15 @@ impl Reply {
 
     /// A 200 `text/event-stream` that sends each string as its own chunk.
     pub fn sse<S: AsRef<str>>(chunks: &[S]) -> Reply {
+        let chunks: Vec<&[u8]> = chunks.iter().map(|c| c.as_ref().as_bytes()).collect();
+        Reply::sse_bytes(&chunks)
+    }
+
+    /// [`Reply::sse`] with byte chunks, which may split a UTF-8 character.
+    pub fn sse_bytes<B: AsRef<[u8]>>(chunks: &[B]) -> Reply {
         let steps = chunks
             .iter()
-            .map(|c| Step::Send(c.as_ref().as_bytes().to_vec()))
+            .map(|c| Step::Send(c.as_ref().to_vec()))
             .collect();
         Reply {
             body: Body::Chunked(steps),
@@ -166,6 +176,7 @@ type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 pub struct TestServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
+    closed: Arc<Mutex<Vec<Instant>>>,
     task: JoinHandle<()>,
 }
 
@@ -175,21 +186,25 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let closed = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let recorded = Arc::clone(&requests);
+        let closed_at = Arc::clone(&closed);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let handler = Arc::clone(&handler);
                 let recorded = Arc::clone(&recorded);
+                let closed_at = Arc::clone(&closed_at);
                 tokio::spawn(async move {
                     // Errors only mean the client went away (e.g. after its timeout).
-                    let _ = serve(stream, handler, recorded).await;
+                    let _ = serve(stream, handler, recorded, closed_at).await;
                 });
             }
         });
         TestServer {
             addr,
             requests,
+            closed,
             task,
         }
     }
@@ -215,6 +230,27 @@ impl TestServer {
         self.requests.lock().unwrap().clone()
     }
 
+    /// When the client closed each connection held by [`Step::HoldUntilClosed`], so far.
+    pub fn closed(&self) -> Vec<Instant> {
+        self.closed.lock().unwrap().clone()
+    }
+
+    /// The first time a client closed a connection held by [`Step::HoldUntilClosed`],
+    /// waiting up to `limit` for it. The instant is taken by the server as it sees the
+    /// close, so how often this looks does not matter.
+    pub async fn wait_closed(&self, limit: Duration) -> Option<Instant> {
+        let give_up = Instant::now() + limit;
+        loop {
+            if let Some(at) = self.closed().first() {
+                return Some(*at);
+            }
+            if Instant::now() >= give_up {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// The only request received; panics otherwise.
     pub fn single_request(&self) -> Request {
         let requests = self.requests();
@@ -233,6 +269,7 @@ async fn serve(
     mut stream: TcpStream,
     handler: Arc<Handler>,
     recorded: Arc<Mutex<Vec<Request>>>,
+    closed: Arc<Mutex<Vec<Instant>>>,
 ) -> std::io::Result<()> {
     let Some(request) = read_request(&mut stream).await? else {
         return Ok(());
@@ -269,6 +306,21 @@ async fn serve(
                     }
                     Step::Sleep(pause) => tokio::time::sleep(pause).await,
                     Step::Abort => return Ok(()),
+                    Step::HoldUntilClosed => {
+                        stream.flush().await?;
+                        let mut scratch = [0u8; 512];
+                        let wait = async {
+                            // Ok(0) is the client's FIN, Err its reset: either way, gone.
+                            while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+                        };
+                        if tokio::time::timeout(Duration::from_secs(30), wait)
+                            .await
+                            .is_ok()
+                        {
+                            closed.lock().unwrap().push(Instant::now());
+                        }
+                        return Ok(());
+                    }
                 }
             }
             stream.write_all(b"0\r\n\r\n").await?;
