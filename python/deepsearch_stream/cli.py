@@ -73,6 +73,18 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
+def _server_class(base: Any, service: Any) -> Any:
+    """uvicorn's Server, ending each open stream properly before it shuts down."""
+
+    def handle_exit(self: Any, sig: int, frame: Any) -> None:
+        # Before uvicorn stops waiting on open responses: each stream gets its
+        # `shutdown` error and [DONE], so clients know why it ended.
+        service.shutdown("server is shutting down", "shutdown")
+        base.handle_exit(self, sig, frame)
+
+    return type("Server", (base,), {"handle_exit": handle_exit})
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -82,13 +94,6 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(_settings(args))
     service = app.state.service
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            # Before uvicorn stops waiting on open responses: each stream gets its
-            # `shutdown` error and [DONE], so clients know why it ended.
-            service.shutdown("server is shutting down", "shutdown")
-            super().handle_exit(sig, frame)
-
     sock = socket.create_server((args.host, args.port))
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
@@ -96,7 +101,7 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=int(args.shutdown_timeout) or None,
     )
-    server = Server(config)
+    server = _server_class(uvicorn.Server, service)(config)
     print(f"deepsearch-stream listening on http://{host}:{port}", flush=True)
     server.run(sockets=[sock])
     return 0

@@ -193,7 +193,7 @@ impl PyDeepSearch {
         query, request_id, max_loop = 3, stream_mode = None, *, stream = true,
         heartbeat = Some(10.0), timeout = Some(3600.0), heartbeat_format = "data",
         max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32
-    ))]
+    ), text_signature = "(self, query, request_id, max_loop=3, stream_mode=None, *, stream=True, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32)")]
     #[allow(clippy::too_many_arguments)]
     fn sse(
         &self,

@@ -55,7 +55,7 @@ impl PyService {
         search, *, max_streams = 1000, max_body_bytes = 65536, max_query_chars = 4096,
         heartbeat = Some(10.0), timeout = Some(3600.0), heartbeat_format = "data",
         max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32
-    ))]
+    ), text_signature = "(search, *, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         search: &PyDeepSearch,
