@@ -422,6 +422,23 @@ impl Shared {
         Err(next)
     }
 
+    /// Ends the stream for `reason` unless it has ended already.
+    fn end(&self, reason: EndReason) -> Result<(), StreamError> {
+        let mut wake = Wake::default();
+        let result = {
+            let mut st = self.lock();
+            self.check_timeout_locked(&mut st, Instant::now(), &mut wake);
+            if st.end.is_some() || st.finished {
+                Err(Self::closed_error(&st))
+            } else {
+                self.end_locked(&mut st, reason, &mut wake);
+                Ok(())
+            }
+        };
+        self.apply(wake);
+        result
+    }
+
     fn close(&self) {
         let mut wake = Wake::default();
         {
@@ -572,20 +589,7 @@ impl Sender {
     }
 
     fn end(&self, reason: EndReason) -> Result<(), StreamError> {
-        let mut wake = Wake::default();
-        let result = {
-            let mut st = self.shared.lock();
-            self.shared
-                .check_timeout_locked(&mut st, Instant::now(), &mut wake);
-            if st.end.is_some() || st.finished {
-                Err(Shared::closed_error(&st))
-            } else {
-                self.shared.end_locked(&mut st, reason, &mut wake);
-                Ok(())
-            }
-        };
-        self.shared.apply(wake);
-        result
+        self.shared.end(reason)
     }
 
     /// True once no further message can be sent (ended, timed out or consumer gone).
@@ -843,6 +847,31 @@ impl CloseHandle {
     /// Same as [`EventStream::close`].
     pub fn close(&self) {
         self.shared.close();
+    }
+
+    /// Ends the stream with an `error` message `{"message", "code"}` (`isFinal: true`),
+    /// then `[DONE]`, as [`Sender::fail`] would, without holding a sender (holding one
+    /// would keep a stream whose producers all vanished from ending). For a server
+    /// telling its open streams it is shutting down. `Err` when it has already ended.
+    ///
+    /// ```
+    /// use deepsearch_stream::stream::{EventStream, StreamConfig};
+    /// use futures::StreamExt;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (_tx, mut rx) = EventStream::new("r", StreamConfig::default()).unwrap();
+    /// let handle = rx.close_handle();
+    /// handle.fail("server is shutting down", "shutdown").unwrap();
+    /// assert!(handle.fail("again", "shutdown").is_err());
+    /// let text = String::from_utf8(rx.next().await.unwrap().to_vec()).unwrap();
+    /// assert!(text.contains(r#""code": "shutdown""#) && text.ends_with("data: [DONE]\n\n"));
+    /// # });
+    /// ```
+    pub fn fail(&self, message: &str, code: &str) -> Result<(), StreamError> {
+        self.shared.end(EndReason::Failed {
+            message: message.to_string(),
+            code: code.to_string(),
+        })
     }
 
     /// The stream's counters now (its final ones once it has ended).
