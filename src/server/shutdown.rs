@@ -186,7 +186,10 @@ where
         .into_future();
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => return result,
+        result = &mut server => {
+            tracing::info!("shut down");
+            return result;
+        }
         () = streams.closing() => {}
     }
     match tokio::time::timeout(timeout, &mut server).await {
