@@ -48,10 +48,12 @@ lint: develop core-deps ## rustfmt, clippy, ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-core-deps: ## The core must not depend on pyo3 or axum
+core-deps: ## The core must not depend on pyo3 or axum; the wheel must not link axum
 	@if cargo tree --no-default-features -e normal --prefix none | grep -E '^(pyo3|axum)'; then \
 		echo "core depends on pyo3/axum without features" >&2; exit 1; fi
-	@echo "core-deps: ok (no pyo3/axum without features)"
+	@if cargo tree --no-default-features --features python -e normal --prefix none | grep -E '^axum'; then \
+		echo "the Python extension (features = python) depends on axum" >&2; exit 1; fi
+	@echo "core-deps: ok (no pyo3/axum without features, no axum in the extension)"
 
 bench: develop ## Benchmarks; writes docs/BENCHMARKS.md
 	$(VPY) bench/stream_bench.py --write docs/BENCHMARKS.md

@@ -1,7 +1,8 @@
 //! deepsearch-stream: a streaming core for AI search services.
 //!
 //! The core modules (`sse`, `message`, `stream`, `search`, ...) know nothing of
-//! Python or HTTP serving; `python` (feature `python`) is a thin face on top.
+//! Python or HTTP serving; `python` (feature `python`) and `server` (feature `server`,
+//! the axum server) are thin faces on top.
 
 pub mod api;
 pub mod deepsearch;
@@ -11,6 +12,8 @@ pub mod message;
 pub mod metrics;
 pub mod proxy;
 pub mod search;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod sse;
 pub mod stream;
 

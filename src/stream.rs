@@ -849,19 +849,36 @@ impl CloseHandle {
         self.shared.close();
     }
 
-    /// The stream's counters now (its final ones once it has ended).
-    pub fn stats(&self) -> StreamStats {
-        stats(&self.shared)
-    }
-
-    /// Ends the stream from outside its producers, as [`Sender::fail`] does: what is
-    /// buffered, then an `error` message, then `[DONE]`. For a server shutting down.
+    /// Ends the stream with an `error` message `{"message", "code"}` (`isFinal: true`),
+    /// then `[DONE]`, as [`Sender::fail`] would, without holding a sender (holding one
+    /// would keep a stream whose producers all vanished from ending). For a server
+    /// telling its open streams it is shutting down. `Err` when it has already ended.
+    ///
+    /// ```
+    /// use deepsearch_stream::stream::{EventStream, StreamConfig};
+    /// use futures::StreamExt;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (_tx, mut rx) = EventStream::new("r", StreamConfig::default()).unwrap();
+    /// let handle = rx.close_handle();
+    /// handle.fail("server is shutting down", "shutdown").unwrap();
+    /// assert!(handle.fail("again", "shutdown").is_err());
+    /// let text = String::from_utf8(rx.next().await.unwrap().to_vec()).unwrap();
+    /// assert!(text.contains(r#""code": "shutdown""#) && text.ends_with("data: [DONE]\n\n"));
+    /// # });
+    /// ```
     pub fn fail(&self, message: &str, code: &str) -> Result<(), StreamError> {
         self.shared.end(EndReason::Failed {
             message: message.to_string(),
             code: code.to_string(),
         })
     }
+
+    /// The stream's counters now (its final ones once it has ended).
+    pub fn stats(&self) -> StreamStats {
+        stats(&self.shared)
+    }
+
 }
 
 /// A producer's failure, turned into an `error` message by [`EventStream::spawn`].

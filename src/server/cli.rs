@@ -1,0 +1,220 @@
+//! Command-line flags of `deepsearch-server`, each with an environment fallback.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::config::{ConfigError, ServerConfig};
+use crate::api::Limits;
+use crate::deepsearch::{Locale, Settings};
+use crate::llm::LlmOptions;
+use crate::search::{ApiKey, EngineConfig};
+use crate::stream::StreamConfig;
+
+/// Serves DeepSearch over HTTP: `POST /deepsearch` and `POST /v1/tool/deepsearch`
+/// stream Server-Sent Events; `GET /healthz`, `GET /metrics`, `GET /`.
+///
+/// Engines other than `local` read their settings from the environment (`SEARXNG_URL`,
+/// `TAVILY_API_KEY`, ...); the model falls back to `OPENAI_BASE_URL`/`OPENAI_API_KEY`.
+/// Without a model the search runs offline (extractive answers).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "deepsearch-server", version)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "DEEPSEARCH_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (the "listening" line shows which).
+    #[arg(long, env = "DEEPSEARCH_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Corpus directory of the `local` engine (default: the exported Python docs under
+    /// the cache directory).
+    #[arg(long, env = "DEEPSEARCH_CORPUS_DIR")]
+    pub corpus: Option<PathBuf>,
+    /// Index cache directory.
+    #[arg(long, env = "DEEPSEARCH_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Search engines, comma-separated: local, searxng, tavily, brave, serper, jina.
+    #[arg(
+        long,
+        env = "DEEPSEARCH_ENGINES",
+        value_delimiter = ',',
+        default_value = "local"
+    )]
+    pub engines: Vec<String>,
+    /// OpenAI-compatible API root of the model server.
+    #[arg(long, env = "DEEPSEARCH_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// Model name; none means offline.
+    #[arg(long, env = "DEEPSEARCH_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// API key of the model server (never printed).
+    #[arg(
+        long,
+        env = "DEEPSEARCH_LLM_API_KEY",
+        hide_env_values = true,
+        value_parser = parse_key
+    )]
+    pub llm_api_key: Option<ApiKey>,
+    /// Language of status lines: en or zh.
+    #[arg(long, env = "DEEPSEARCH_LOCALE", default_value = "en", value_parser = parse_locale)]
+    pub locale: Locale,
+    /// Searches in progress at once; beyond it, 503 with Retry-After.
+    #[arg(long, env = "DEEPSEARCH_MAX_STREAMS", default_value_t = Limits::default().max_streams)]
+    pub max_streams: usize,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "DEEPSEARCH_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Seconds of silence after which a stream sends a heartbeat; 0 disables them.
+    #[arg(long, env = "DEEPSEARCH_HEARTBEAT", default_value = "10", value_parser = parse_seconds)]
+    pub heartbeat: Duration,
+    /// Longest life of a stream, in seconds; 0 means no limit.
+    #[arg(long, env = "DEEPSEARCH_STREAM_TIMEOUT", default_value = "3600", value_parser = parse_seconds)]
+    pub stream_timeout: Duration,
+    /// Seconds to wait for open streams to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "DEEPSEARCH_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+    /// Relay searches to this deepsearch server instead of running them here
+    /// (accepted; the relay is not wired yet).
+    #[arg(long, env = "DEEPSEARCH_UPSTREAM")]
+    pub upstream: Option<String>,
+}
+
+fn parse_key(raw: &str) -> Result<ApiKey, std::convert::Infallible> {
+    Ok(ApiKey::from(raw))
+}
+
+fn parse_locale(raw: &str) -> Result<Locale, String> {
+    Locale::parse(raw).map_err(|_| format!("expected \"en\" or \"zh\", got {raw:?}"))
+}
+
+/// Whole or fractional seconds, at least 0.
+fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("expected a number of seconds, at least 0, got {raw:?}"))
+}
+
+/// `None` for zero: the flags use 0 for "off".
+fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl Args {
+    /// The server configuration these flags describe; settings they do not cover
+    /// (HTTP engines' keys and URLs) come from the environment.
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
+        let engines: Vec<String> = self
+            .engines
+            .iter()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if let Some(url) = &self.upstream {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "--upstream must be an http:// or https:// URL, got {url:?}"
+                )));
+            }
+        }
+        Ok(ServerConfig {
+            host: self.host,
+            port: self.port,
+            engines,
+            engine_config: EngineConfig {
+                corpus_dir: self.corpus,
+                cache_dir: self.cache_dir,
+                ..EngineConfig::default()
+            }
+            .or_env(),
+            llm: LlmOptions {
+                base_url: self.llm_base_url,
+                model: self.llm_model,
+                api_key: self.llm_api_key,
+                ..LlmOptions::default()
+            },
+            settings: Settings {
+                locale: self.locale,
+                ..Settings::default()
+            },
+            limits: Limits {
+                max_streams: self.max_streams,
+                max_body_bytes: self.max_body_bytes,
+                ..Limits::default()
+            },
+            stream: StreamConfig {
+                heartbeat: non_zero(self.heartbeat),
+                timeout: non_zero(self.stream_timeout),
+                ..StreamConfig::default()
+            },
+            shutdown_timeout: self.shutdown_timeout,
+            upstream: self.upstream,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("deepsearch-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_become_the_config() {
+        let config = parse(&[
+            "--port",
+            "0",
+            "--engines",
+            "local, searxng",
+            "--heartbeat",
+            "0",
+            "--stream-timeout",
+            "1.5",
+            "--locale",
+            "zh-CN",
+            "--max-streams",
+            "7",
+            "--llm-api-key",
+            "sk-secret",
+            "--llm-model",
+            "m",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.engines, ["local", "searxng"]);
+        assert_eq!(config.stream.heartbeat, None);
+        assert_eq!(config.stream.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(config.settings.locale, Locale::Zh);
+        assert_eq!(config.limits.max_streams, 7);
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+        assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--heartbeat", "-1"]).is_err());
+        assert!(parse(&["--locale", "fr"]).is_err());
+        assert!(parse(&["--port", "70000"]).is_err());
+        let upstream = parse(&["--upstream", "ftp://x"]).unwrap().into_config();
+        assert!(upstream.is_err());
+    }
+
+    #[test]
+    fn the_key_value_is_never_shown_in_help() {
+        let command = <Args as clap::CommandFactory>::command();
+        let key = command
+            .get_arguments()
+            .find(|a| a.get_id() == "llm_api_key")
+            .unwrap();
+        assert!(key.is_hide_env_values_set());
+        let help = command.clone().render_long_help().to_string();
+        assert!(help.contains("DEEPSEARCH_LLM_API_KEY"));
+        assert!(help.contains("DEEPSEARCH_MAX_STREAMS"));
+    }
+}

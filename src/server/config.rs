@@ -1,0 +1,96 @@
+//! What a server is built from: address, engines, model, limits and timers.
+
+use std::time::Duration;
+
+use crate::api::{Limits, Service};
+use crate::deepsearch::{DeepSearch, DeepSearchError, Settings};
+use crate::llm::{LlmError, LlmOptions};
+use crate::search::EngineConfig;
+use crate::stream::{StreamConfig, StreamError};
+
+/// Why a server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("language model: {0}")]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    DeepSearch(#[from] DeepSearchError),
+    #[error("stream settings: {0}")]
+    Stream(#[from] StreamError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A server's whole configuration. `Debug` never shows API keys.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Engine names (none: `local`).
+    pub engines: Vec<String>,
+    /// Corpus and cache of `local`, settings of the HTTP engines.
+    pub engine_config: EngineConfig,
+    /// The model; resolved against the environment, offline when no model is named.
+    pub llm: LlmOptions,
+    pub settings: Settings,
+    pub limits: Limits,
+    /// Heartbeat and lifetime of each stream.
+    pub stream: StreamConfig,
+    /// Longest wait, after a shutdown signal, for open connections to finish.
+    pub shutdown_timeout: Duration,
+    /// A server to relay searches to instead of running them here (not wired yet).
+    pub upstream: Option<String>,
+}
+
+/// `--shutdown-timeout` when not given.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            engines: vec!["local".into()],
+            engine_config: EngineConfig::default(),
+            llm: LlmOptions::default(),
+            settings: Settings::default(),
+            limits: Limits::default(),
+            stream: StreamConfig::default(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            upstream: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Where to listen, for `TcpListener::bind` (an IPv6 host needs no brackets).
+    pub fn address(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    /// Builds the search service: the model client, then the engines on a blocking
+    /// task (opening `local` may build its index). Must be called on a tokio runtime.
+    pub async fn build_service(&self) -> Result<Service, ConfigError> {
+        self.stream.validate()?;
+        if self.limits.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1".into(),
+            ));
+        }
+        let llm = self.llm.clone().resolve()?;
+        let engines = self.engines.clone();
+        let engine_config = self.engine_config.clone();
+        let settings = self.settings.clone();
+        let deepsearch = tokio::task::spawn_blocking(move || {
+            DeepSearch::from_config(&engines, &engine_config, llm, settings)
+        })
+        .await
+        .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
+        Ok(Service::new(
+            deepsearch,
+            self.limits.clone(),
+            self.stream.clone(),
+        ))
+    }
+}

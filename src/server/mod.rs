@@ -1,0 +1,130 @@
+//! The pure-Rust HTTP server (feature `server`): axum over [`Service`], serving the same
+//! bytes as the FastAPI service over the same core.
+//!
+//! Routes: `POST /deepsearch` and `POST /v1/tool/deepsearch` (a stream or a JSON reply),
+//! `GET /healthz`, `GET /metrics`, `GET /` (the static page); anything else is a JSON
+//! 404, a served path asked with another method a JSON 405 with `Allow`.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use deepsearch_stream::server::{App, ServerConfig};
+//!
+//! let config = ServerConfig::default();
+//! let app = App::from_config(&config).await.expect("engines and model");
+//! let listener = tokio::net::TcpListener::bind(config.address()).await?;
+//! app.serve(listener, deepsearch_stream::server::signal(), config.shutdown_timeout).await
+//! # }
+//! ```
+
+mod cli;
+mod config;
+mod routes;
+mod shutdown;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use cli::Args;
+pub use config::{ConfigError, ServerConfig};
+pub use routes::{error_response, stream_response, HTML_CONTENT_TYPE, INDEX_HTML};
+pub use shutdown::{signal, OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
+
+use crate::api::{Route, Service};
+
+/// What every handler shares: the search service and the streams it is serving.
+#[derive(Debug, Clone)]
+pub struct App {
+    service: Service,
+    streams: Arc<OpenStreams>,
+    upstream: Option<String>,
+}
+
+impl App {
+    /// An app serving `service`.
+    pub fn new(service: Service) -> Self {
+        App {
+            service,
+            streams: OpenStreams::new(),
+            upstream: None,
+        }
+    }
+
+    /// Builds the engines (in a blocking task: the `local` index may have to be built)
+    /// and the model client `config` names.
+    pub async fn from_config(config: &ServerConfig) -> Result<Self, ConfigError> {
+        let service = config.build_service().await?;
+        let mut app = App::new(service);
+        app.upstream = config.upstream.clone();
+        Ok(app)
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The streams being served now.
+    pub fn streams(&self) -> &Arc<OpenStreams> {
+        &self.streams
+    }
+
+    /// The upstream server to relay to, when configured (the relay is not wired yet).
+    pub fn upstream(&self) -> Option<&str> {
+        self.upstream.as_deref()
+    }
+
+    /// The routes, with this app as their state.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                Route::DeepSearch.path(),
+                with_405(post(routes::deepsearch), routes::ALLOW_POST),
+            )
+            .route(
+                Route::GenieTool.path(),
+                with_405(post(routes::genie_tool), routes::ALLOW_POST),
+            )
+            .route(
+                "/healthz",
+                with_405(get(routes::healthz), routes::ALLOW_GET),
+            )
+            .route(
+                "/metrics",
+                with_405(get(routes::metrics), routes::ALLOW_GET),
+            )
+            .route("/", with_405(get(routes::index), routes::ALLOW_GET))
+            .fallback(routes::not_found)
+            // The search routes read their bodies themselves, under `Limits.max_body_bytes`,
+            // so an oversized body gets the same 413 as from the parser.
+            .layer(DefaultBodyLimit::disable())
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until `stop` resolves, then shuts down gracefully within
+    /// `timeout` (see [`OpenStreams`]).
+    pub async fn serve<F>(
+        self,
+        listener: TcpListener,
+        stop: F,
+        timeout: Duration,
+    ) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let router = self.router();
+        shutdown::serve_until(listener, router, Arc::clone(&self.streams), stop, timeout).await
+    }
+}
+
+/// Answers the methods `router` does not serve with a JSON 405 and `Allow: allow`.
+fn with_405(router: MethodRouter<App>, allow: &'static str) -> MethodRouter<App> {
+    router.fallback(move |method: Method, uri: Uri| async move {
+        routes::method_not_allowed(&method, &uri, allow)
+    })
+}
