@@ -263,13 +263,17 @@ class Service:
     an ``EventStream`` (status 200, the SSE headers) or ``bytes`` of JSON (a
     ``stream: false`` result, or an error ``{"error": {"code", "message", "field"}}``
     with 400, 413, 415, 422, 502 or 503 and ``Retry-After``). At most ``max_streams``
-    searches run at once; each one holds its slot until its stream ends.
+    searches run at once; each one holds its slot until its stream ends. With
+    ``upstream`` (the base URL of another deepsearch service) every search is relayed
+    there instead: its events go out through this service's streams, and an upstream
+    failure, refusal or broken stream becomes an ``error`` message and ``[DONE]``.
     """
 
     def __new__(
         cls,
         search: DeepSearch,
         *,
+        upstream: str | None = None,
         max_streams: int = 1000,
         max_body_bytes: int = 65536,
         max_query_chars: int = 4096,
@@ -291,9 +295,9 @@ class Service:
         self, route: str, content_type: str | None, body: bytes
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
         """Answer one request: ``(status, headers, body)``."""
-    def shutdown(self, message: str, code: str) -> int:
-        """End every open stream with an ``error`` message (``code``) and ``[DONE]``;
-        returns how many were still running."""
+    def shutdown(self) -> int:
+        """End every open stream, and every one started from now on, with an ``error``
+        message of code ``shutdown`` and ``[DONE]``; returns how many were open."""
 
 METRICS_CONTENT_TYPE: str
 

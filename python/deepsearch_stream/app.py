@@ -53,6 +53,7 @@ class Settings:
     max_body_bytes: int = 65536
     heartbeat: float | None = 10.0
     stream_timeout: float | None = 3600.0
+    upstream: str | None = None
     search_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +74,7 @@ class Settings:
             max_body_bytes=int(_env("DEEPSEARCH_MAX_BODY_BYTES", "65536") or 65536),
             heartbeat=float(_env("DEEPSEARCH_HEARTBEAT", "10") or 10),
             stream_timeout=float(_env("DEEPSEARCH_STREAM_TIMEOUT", "3600") or 3600),
+            upstream=_env("DEEPSEARCH_UPSTREAM"),
         )
 
 
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     service = _core.Service(
         search,
+        upstream=settings.upstream,
         max_streams=settings.max_streams,
         max_body_bytes=settings.max_body_bytes,
         heartbeat=settings.heartbeat,
@@ -159,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        service.shutdown("server is shutting down", "shutdown")
+        service.shutdown()
 
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
     app.state.service = service
@@ -206,7 +209,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 404:
             return _error(404, "not_found", f"no route for {where}")
         if exc.status_code == 405:
-            return _error(405, "method_not_allowed", f"no route for {where}", exc.headers)
+            allow = (exc.headers or {}).get("Allow", "")
+            message = (
+                f"method {request.method} is not allowed for {request.url.path}; allowed: {allow}"
+            )
+            return _error(405, "method_not_allowed", message, exc.headers)
         return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)

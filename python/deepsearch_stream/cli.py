@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=float(_env("DEEPSEARCH_SHUTDOWN_TIMEOUT", 10.0)),
     )
+    serve.add_argument(
+        "--upstream",
+        default=_env("DEEPSEARCH_UPSTREAM"),
+        help="relay every search to this deepsearch service (base URL)",
+    )
     serve.add_argument("--log-level", default=_env("DEEPSEARCH_LOG_LEVEL", "info"))
     return parser
 
@@ -70,6 +75,7 @@ def _settings(args: argparse.Namespace) -> Any:
         max_body_bytes=args.max_body_bytes,
         heartbeat=args.heartbeat if args.heartbeat > 0 else None,
         stream_timeout=args.stream_timeout if args.stream_timeout > 0 else None,
+        upstream=args.upstream,
     )
 
 
@@ -79,7 +85,7 @@ def _server_class(base: Any, service: Any) -> Any:
     def handle_exit(self: Any, sig: int, frame: Any) -> None:
         # Before uvicorn stops waiting on open responses: each stream gets its
         # `shutdown` error and [DONE], so clients know why it ended.
-        service.shutdown("server is shutting down", "shutdown")
+        service.shutdown()
         base.handle_exit(self, sig, frame)
 
     return type("Server", (base,), {"handle_exit": handle_exit})

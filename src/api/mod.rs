@@ -6,12 +6,14 @@
 //! status codes, error bodies and bytes agree by construction.
 
 mod genie;
+mod open_streams;
 mod request;
 mod service;
 
 use serde::Serialize;
 
 pub use genie::{GenieFormat, GenieSink};
+pub use open_streams::{OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
 pub use request::{
     new_request_id, parse_request, valid_request_id, SearchRequest, MAX_REQUEST_ID_CHARS,
 };

@@ -18,6 +18,8 @@ pub struct SearchRequest {
     pub stream: bool,
     /// Engines to use, a subset of the configured ones; empty: all of them.
     pub engines: Vec<String>,
+    /// The body as received, for relaying it to an upstream service unchanged.
+    pub body: bytes::Bytes,
 }
 
 /// True when `id` is 1 to [`MAX_REQUEST_ID_CHARS`] characters from `A-Z a-z 0-9 . _ : -`.
@@ -209,6 +211,7 @@ pub fn parse_request(
         search,
         stream,
         engines: wanted,
+        body: bytes::Bytes::copy_from_slice(body),
     })
 }
 

@@ -1,16 +1,16 @@
 //! A request in, a stream (or a JSON reply) out: the part of serving that does not
 //! depend on the HTTP framework.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::genie::GenieFormat;
-use super::{parse_request, ApiError, GenieSink, Limits, Route, SearchRequest};
+use super::{parse_request, ApiError, GenieSink, Limits, OpenStreams, Route, SearchRequest};
 use crate::deepsearch::{DeepSearch, Filter, Message};
 use crate::metrics;
-use crate::stream::{CloseHandle, EventStream, Failure, StreamConfig};
+use crate::proxy::{self, ProxyOptions};
+use crate::stream::{EventStream, Failure, StreamConfig};
 
 /// What a request is answered with.
 #[derive(Debug)]
@@ -45,9 +45,9 @@ pub struct Service {
     limits: Limits,
     stream_config: StreamConfig,
     open: Arc<AtomicUsize>,
-    /// Streams being served, so a shutdown can end each one properly.
-    live: Arc<Mutex<HashMap<u64, CloseHandle>>>,
-    next_id: Arc<AtomicU64>,
+    streams: Arc<OpenStreams>,
+    /// Base URL of a deepsearch service every search is relayed to, instead of run here.
+    upstream: Option<String>,
 }
 
 impl Service {
@@ -66,9 +66,34 @@ impl Service {
             limits,
             stream_config,
             open: Arc::new(AtomicUsize::new(0)),
-            live: Arc::default(),
-            next_id: Arc::default(),
+            streams: OpenStreams::new(),
+            upstream: None,
         }
+    }
+
+    /// Relays every search to the deepsearch service at `base_url` (its route of the
+    /// same name), as the seed's streaming proxy does: the upstream's events go out
+    /// through this service's own streams, heartbeats and limits, and an upstream that
+    /// fails, refuses or breaks off becomes an `error` message and `[DONE]`.
+    pub fn with_upstream(mut self, base_url: &str) -> Result<Self, ApiError> {
+        let url = reqwest::Url::parse(base_url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                ApiError::new(
+                    500,
+                    "invalid_setting",
+                    Some("upstream"),
+                    format!("upstream must be an http(s) URL, got {base_url:?}"),
+                )
+            })?;
+        self.upstream = Some(url.as_str().trim_end_matches('/').to_string());
+        Ok(self)
+    }
+
+    /// The upstream URL searches are relayed to, when one is set.
+    pub fn upstream(&self) -> Option<&str> {
+        self.upstream.as_deref()
     }
 
     pub fn deepsearch(&self) -> &Arc<DeepSearch> {
@@ -134,6 +159,23 @@ impl Service {
     /// end and the reply is the result as JSON. Must be called on a tokio runtime.
     pub async fn start(&self, route: Route, req: SearchRequest) -> Result<Reply, ApiError> {
         let mut permit = self.admit(route)?;
+        if let Some(base) = &self.upstream {
+            let url = format!("{base}{}", route.path());
+            if !req.stream {
+                return relay_json(&url, req.body).await.inspect_err(|e| {
+                    permit.status = e.status;
+                });
+            }
+            let stream = proxy::spawn(
+                &req.request_id,
+                &url,
+                req.body.clone(),
+                ProxyOptions::default(),
+                self.stream_config.clone(),
+            )
+            .map_err(|e| ApiError::new(500, "internal", None, e.to_string()))?;
+            return Ok(self.serve(stream, permit));
+        }
         let deepsearch = Arc::new(self.deepsearch.with_engines(&req.engines)?);
         if !req.stream {
             return match self.run_to_end(route, &deepsearch, &req).await {
@@ -168,28 +210,27 @@ impl Service {
                 .map_err(|e| ApiError::new(500, "internal", None, e.to_string()))?
             }
         };
-        let registry = metrics::global();
-        registry.stream_opened();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.live).insert(id, stream.close_handle());
-        let live = Arc::clone(&self.live);
-        stream.on_close_cancel(move || {
-            if let Some(handle) = lock(&live).remove(&id) {
-                registry.stream_closed(&handle.stats());
-            }
-            drop(permit);
-        });
-        Ok(Reply::Stream(stream))
+        Ok(self.serve(stream, permit))
     }
 
-    /// Ends every open stream with an `error` message (`code`, e.g. `shutdown`) and
-    /// `[DONE]`; returns how many were still running.
-    pub fn fail_all(&self, message: &str, code: &str) -> usize {
-        let handles: Vec<CloseHandle> = lock(&self.live).values().cloned().collect();
-        handles
-            .iter()
-            .filter(|h| h.fail(message, code).is_ok())
-            .count()
+    /// Counts `stream` in the metrics and the open streams until it ends, holding `permit`.
+    fn serve(&self, stream: EventStream, permit: StreamPermit) -> Reply {
+        let registry = metrics::global();
+        registry.stream_opened();
+        let handle = stream.close_handle();
+        stream.on_close_cancel(move || {
+            registry.stream_closed(&handle.stats());
+            drop(permit);
+        });
+        // Once shutdown has begun this ends the new stream at once, with `shutdown`.
+        self.streams.track(&stream);
+        Reply::Stream(stream)
+    }
+
+    /// The streams being served, for a server shutting down
+    /// ([`OpenStreams::begin_shutdown`]).
+    pub fn streams(&self) -> &Arc<OpenStreams> {
+        &self.streams
     }
 
     async fn run_to_end(
@@ -215,6 +256,38 @@ impl Service {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Relays a non-streaming search: the upstream's status and JSON body, or 502 when it
+/// cannot be reached or does not answer JSON.
+async fn relay_json(url: &str, body: bytes::Bytes) -> Result<Reply, ApiError> {
+    let unreachable = |message: String| ApiError::new(502, proxy::code::UNREACHABLE, None, message);
+    let client = crate::search::http::shared_client().map_err(|e| unreachable(e.to_string()))?;
+    let response = client
+        .post(url)
+        .header("content-type", super::JSON_CONTENT_TYPE)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unreachable(format!("upstream request failed: {}", e.without_url())))?;
+    let status = response.status().as_u16();
+    let is_json = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(super::JSON_CONTENT_TYPE));
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| unreachable(format!("upstream answer broke off: {}", e.without_url())))?;
+    if !is_json {
+        return Err(ApiError::new(
+            502,
+            proxy::code::PROTOCOL,
+            None,
+            format!("upstream answered HTTP {status} without JSON"),
+        ));
+    }
+    Ok(Reply::Json {
+        status,
+        body: body.to_vec(),
+    })
 }

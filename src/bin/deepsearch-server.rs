@@ -40,10 +40,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.into_config()?;
     let app = App::from_config(&config).await?;
     if let Some(url) = app.upstream() {
-        tracing::warn!(
-            upstream = url,
-            "--upstream is accepted but the relay is not wired yet; searches run here"
-        );
+        tracing::info!(upstream = url, "relaying searches to the upstream service");
     }
     let listener = tokio::net::TcpListener::bind(config.address()).await?;
     let addr = listener.local_addr()?;

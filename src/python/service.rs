@@ -52,13 +52,14 @@ fn route(name: &str) -> PyResult<Route> {
 impl PyService {
     #[new]
     #[pyo3(signature = (
-        search, *, max_streams = 1000, max_body_bytes = 65536, max_query_chars = 4096,
+        search, *, upstream = None, max_streams = 1000, max_body_bytes = 65536, max_query_chars = 4096,
         heartbeat = Some(10.0), timeout = Some(3600.0), heartbeat_format = "data",
         max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32
-    ), text_signature = "(search, *, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32)")]
+    ), text_signature = "(search, *, upstream=None, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         search: &PyDeepSearch,
+        upstream: Option<&str>,
         max_streams: usize,
         max_body_bytes: usize,
         max_query_chars: usize,
@@ -83,8 +84,14 @@ impl PyService {
             max_body_bytes,
             max_query_chars,
         };
+        let mut inner = Service::from_shared(search.shared(), limits, config);
+        if let Some(url) = upstream {
+            inner = inner
+                .with_upstream(url)
+                .map_err(|e| ConfigError::new_err(e.message))?;
+        }
         Ok(PyService {
-            inner: Service::from_shared(search.shared(), limits, config),
+            inner,
             yield_every: checked_yield_every(yield_every)?,
         })
     }
@@ -141,9 +148,10 @@ impl PyService {
         })
     }
 
-    /// Sends every open stream an `error` message with `code`, then `[DONE]`.
-    fn shutdown(&self, message: &str, code: &str) -> usize {
-        self.inner.fail_all(message, code)
+    /// Ends every open stream (and every one started from now on) with an `error`
+    /// message of code `shutdown`, then `[DONE]`; returns how many were open.
+    fn shutdown(&self) -> usize {
+        self.inner.streams().begin_shutdown()
     }
 }
 

@@ -87,10 +87,12 @@ impl ServerConfig {
         })
         .await
         .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
-        Ok(Service::new(
-            deepsearch,
-            self.limits.clone(),
-            self.stream.clone(),
-        ))
+        let service = Service::new(deepsearch, self.limits.clone(), self.stream.clone());
+        match &self.upstream {
+            Some(url) => service
+                .with_upstream(url)
+                .map_err(|e| ConfigError::Invalid(e.message)),
+            None => Ok(service),
+        }
     }
 }

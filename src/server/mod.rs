@@ -34,16 +34,14 @@ use tokio::net::TcpListener;
 pub use cli::Args;
 pub use config::{ConfigError, ServerConfig};
 pub use routes::{error_response, stream_response, HTML_CONTENT_TYPE, INDEX_HTML};
-pub use shutdown::{signal, OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
+pub use shutdown::signal;
 
-use crate::api::{Route, Service};
+use crate::api::{OpenStreams, Route, Service};
 
 /// What every handler shares: the search service and the streams it is serving.
 #[derive(Debug, Clone)]
 pub struct App {
     service: Service,
-    streams: Arc<OpenStreams>,
-    upstream: Option<String>,
 }
 
 impl App {
@@ -51,18 +49,13 @@ impl App {
     pub fn new(service: Service) -> Self {
         App {
             service,
-            streams: OpenStreams::new(),
-            upstream: None,
         }
     }
 
     /// Builds the engines (in a blocking task: the `local` index may have to be built)
     /// and the model client `config` names.
     pub async fn from_config(config: &ServerConfig) -> Result<Self, ConfigError> {
-        let service = config.build_service().await?;
-        let mut app = App::new(service);
-        app.upstream = config.upstream.clone();
-        Ok(app)
+        Ok(App::new(config.build_service().await?))
     }
 
     pub fn service(&self) -> &Service {
@@ -71,12 +64,12 @@ impl App {
 
     /// The streams being served now.
     pub fn streams(&self) -> &Arc<OpenStreams> {
-        &self.streams
+        self.service.streams()
     }
 
-    /// The upstream server to relay to, when configured (the relay is not wired yet).
+    /// The upstream service searches are relayed to, when configured.
     pub fn upstream(&self) -> Option<&str> {
-        self.upstream.as_deref()
+        self.service.upstream()
     }
 
     /// The routes, with this app as their state.
@@ -118,7 +111,7 @@ impl App {
         F: Future<Output = ()> + Send + 'static,
     {
         let router = self.router();
-        shutdown::serve_until(listener, router, Arc::clone(&self.streams), stop, timeout).await
+        shutdown::serve_until(listener, router, Arc::clone(self.streams()), stop, timeout).await
     }
 }
 

@@ -157,14 +157,13 @@ async fn search(app: App, route: Route, headers: HeaderMap, body: Body) -> Respo
         reply = service.start(route, req) => reply,
         () = app.streams().closing(), if !streaming => Err(ApiError::new(
             503,
-            super::shutdown::SHUTDOWN_CODE,
+            crate::api::SHUTDOWN_CODE,
             None,
-            super::shutdown::SHUTDOWN_MESSAGE,
+            crate::api::SHUTDOWN_MESSAGE,
         )),
     };
     match started {
         Ok(Reply::Stream(stream)) => {
-            app.streams().track(&stream);
             let handle = stream.close_handle();
             let id = request_id.clone();
             stream.on_close_cancel(move || {

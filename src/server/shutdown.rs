@@ -1,134 +1,15 @@
-//! Graceful shutdown: the streams being served, told to end when the server stops, and
-//! a serve loop that exits within a bounded time however its clients behave.
+//! Graceful shutdown: a serve loop that tells every open stream the server is stopping and
+//! exits within a bounded time however its clients behave.
 
-use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-use crate::stream::{CloseHandle, EventStream};
-
-/// `message` of the `error` each open stream gets when the server stops.
-pub const SHUTDOWN_MESSAGE: &str = "server is shutting down";
-/// `code` of that `error`.
-pub const SHUTDOWN_CODE: &str = "shutdown";
-
-#[derive(Debug, Default)]
-struct Inner {
-    closing: bool,
-    streams: HashMap<u64, CloseHandle>,
-}
-
-/// The streams being served now. Each is tracked from its start until it ends (for any
-/// reason: completed, failed, timed out, client gone), through a [`CloseHandle`], which
-/// does not count as a producer: a stream whose producers vanish still ends on its own.
-#[derive(Debug)]
-pub struct OpenStreams {
-    inner: Mutex<Inner>,
-    next_id: AtomicU64,
-    closing: watch::Sender<bool>,
-}
-
-impl Default for OpenStreams {
-    fn default() -> Self {
-        OpenStreams {
-            inner: Mutex::new(Inner::default()),
-            next_id: AtomicU64::new(0),
-            closing: watch::Sender::new(false),
-        }
-    }
-}
-
-impl OpenStreams {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The map stays consistent across a panic elsewhere: keep using it.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Tracks `stream` until it ends. Once shutdown has begun, fails it at once instead.
-    pub fn track(self: &Arc<Self>, stream: &EventStream) {
-        let handle = stream.close_handle();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut inner = self.lock();
-            if inner.closing {
-                drop(inner);
-                let _ = handle.fail(SHUTDOWN_MESSAGE, SHUTDOWN_CODE);
-                return;
-            }
-            inner.streams.insert(id, handle);
-        }
-        // Runs when the stream ends, after its own lock is released; at once if it
-        // already has. Weak: a finished server need not outlive its last stream.
-        let this: Weak<Self> = Arc::downgrade(self);
-        stream.on_close_cancel(move || {
-            if let Some(this) = this.upgrade() {
-                this.lock().streams.remove(&id);
-            }
-        });
-    }
-
-    /// Streams being served now.
-    pub fn len(&self) -> usize {
-        self.lock().streams.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// True once [`begin_shutdown`](Self::begin_shutdown) was called.
-    pub fn is_closing(&self) -> bool {
-        self.lock().closing
-    }
-
-    /// Resolves once shutdown has begun.
-    pub async fn closing(&self) {
-        let mut rx = self.closing.subscribe();
-        // The sender lives in `self`, so `wait_for` cannot fail while we borrow it.
-        let _ = rx.wait_for(|closing| *closing).await;
-    }
-
-    fn snapshot(&self) -> Vec<CloseHandle> {
-        self.lock().streams.values().cloned().collect()
-    }
-
-    /// Ends every open stream with an `error` (code `shutdown`) and `[DONE]`, and every
-    /// stream started from now on too. Returns how many were open.
-    pub fn begin_shutdown(&self) -> usize {
-        let open = {
-            let mut inner = self.lock();
-            inner.closing = true;
-            inner.streams.values().cloned().collect::<Vec<_>>()
-        };
-        self.closing.send_replace(true);
-        // Outside our lock: ending a stream may run its close callbacks, which take it.
-        for handle in &open {
-            let _ = handle.fail(SHUTDOWN_MESSAGE, SHUTDOWN_CODE);
-        }
-        open.len()
-    }
-
-    /// Closes every stream still open, as if its client had gone: their bodies end and
-    /// their searches are cancelled. Returns how many there were.
-    pub fn close_all(&self) -> usize {
-        let open = self.snapshot();
-        for handle in &open {
-            handle.close();
-        }
-        open.len()
-    }
-}
+use crate::api::OpenStreams;
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
 pub async fn signal() {
