@@ -878,7 +878,6 @@ impl CloseHandle {
     pub fn stats(&self) -> StreamStats {
         stats(&self.shared)
     }
-
 }
 
 /// A producer's failure, turned into an `error` message by [`EventStream::spawn`].

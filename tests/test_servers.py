@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +270,41 @@ def test_sigterm_sends_shutdown_error_and_done(backend: str, hanging: HangingEng
         assert error["isFinal"] is True
         assert server.process.wait(10) == 0 or server.process.returncode in (0, -15)
         assert time.monotonic() - started < 10
+
+
+@pytest.fixture(scope="module")
+def relays(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Both servers relaying to a third (the axum server) over the same corpus."""
+    cache = tmp_path_factory.mktemp("relay-cache")
+    base = ["--corpus", str(corpus), "--cache-dir", str(cache), "--heartbeat", "30"]
+    with running("axum", base) as upstream:
+        relay = [*base, "--upstream", upstream.url]
+        with running("fastapi", relay) as fastapi, running("axum", relay) as axum:
+            yield {"upstream": upstream, "fastapi": fastapi, "axum": axum}
+
+
+@pytest.mark.parametrize("case", ["all", "genie", "not-streamed", "empty-query", "final"])
+def test_proxy_parity(relays: dict[str, Any], case: str) -> None:
+    """Relayed searches look the same from both servers, and like the upstream's own."""
+    spec = dict(CASES[case])
+    method, path = spec.pop("method"), spec.pop("path")
+    got = {name: exchange(s.url, method, path, **spec) for name, s in relays.items()}
+    assert got["fastapi"] == got["axum"] == got["upstream"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unreachable_upstream_is_an_error_message(
+    backend: str, corpus: Path, tmp_path: Path
+) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--upstream", dead]
+    with running(backend, args) as server:
+        got = exchange(server.url, "POST", "/deepsearch", json={"query": Q, "request_id": "u1"})
+    assert got["status"] == 200
+    assert got["events"][-1] == (None, "[DONE]")
+    error = got["events"][-2][1]
+    assert error["type"] == "error" and error["isFinal"] is True
+    assert error["data"]["code"] == "upstream_unreachable"
+    assert dead not in error["data"]["message"], "the upstream address stays private"

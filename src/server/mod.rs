@@ -47,9 +47,7 @@ pub struct App {
 impl App {
     /// An app serving `service`.
     pub fn new(service: Service) -> Self {
-        App {
-            service,
-        }
+        App { service }
     }
 
     /// Builds the engines (in a blocking task: the `local` index may have to be built)

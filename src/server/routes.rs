@@ -71,22 +71,12 @@ fn header_text(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName)
         .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
 }
 
-/// The same refusal [`crate::api::parse_request`] gives for a body of `len` bytes.
-fn body_too_large(len: usize, limit: usize) -> ApiError {
-    ApiError::new(
-        413,
-        "body_too_large",
-        None,
-        format!("request body is {len} bytes; at most {limit} are accepted"),
-    )
-}
-
-/// Reads the body, at most `limit` bytes of it. A bigger body is a 413: its length is
-/// the declared `Content-Length`, else what was read of it (up to [`DRAIN_MAX_BYTES`]).
+/// Reads the body, at most `limit` bytes of it. A bigger body is the parser's 413; it is
+/// read and dropped up to [`DRAIN_MAX_BYTES`] first, so the client gets to read the answer.
 async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<Bytes, ApiError> {
-    if let Some(len) = declared.filter(|&len| len > limit.max(DRAIN_MAX_BYTES)) {
+    if declared.is_some_and(|len| len > limit.max(DRAIN_MAX_BYTES)) {
         // Too big to be worth reading even to discard it.
-        return Err(body_too_large(len, limit));
+        return Err(ApiError::body_too_large(limit));
     }
     let mut chunks = body.into_data_stream();
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
@@ -108,7 +98,7 @@ async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<
                     _ => break,
                 }
             }
-            return Err(body_too_large(declared.unwrap_or(seen).max(seen), limit));
+            return Err(ApiError::body_too_large(limit));
         }
         buf.extend_from_slice(&chunk);
     }
@@ -269,18 +259,18 @@ mod tests {
         let e = read_body(chunked(&[b"ab", b"cd", b"ef"]), 4, None)
             .await
             .unwrap_err();
-        assert_eq!(e, body_too_large(6, 4));
-        assert_eq!(e.message, "request body is 6 bytes; at most 4 are accepted");
+        assert_eq!(e, ApiError::body_too_large(4));
+        assert_eq!(e.message, "request body is larger than 4 bytes");
         // A declared length too big to drain is refused without reading.
         let huge = DRAIN_MAX_BYTES + 1;
         let e = read_body(chunked(&[b"x"]), 4, Some(huge))
             .await
             .unwrap_err();
-        assert_eq!(e, body_too_large(huge, 4));
+        assert_eq!(e, ApiError::body_too_large(4));
         // A declared length within the drain budget is read (and reported) as declared.
         let e = read_body(chunked(&[b"abcdef"]), 4, Some(6))
             .await
             .unwrap_err();
-        assert_eq!(e, body_too_large(6, 4));
+        assert_eq!(e, ApiError::body_too_large(4));
     }
 }
