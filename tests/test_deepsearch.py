@@ -416,3 +416,11 @@ async def test_cancelling_search_drops_engine_requests(
         assert time.monotonic() < left + 5, "the engine request was never dropped"
         await asyncio.sleep(0.002)
     assert hanging.closed_at[0] - left < 0.1
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf"), 1e300])
+def test_out_of_range_seconds_raise_instead_of_panicking(corpus: Path, value: float) -> None:
+    with pytest.raises(ConfigError, match="engine_timeout"):
+        DeepSearch(["local"], corpus, "offline", engine_timeout=value)
+    with pytest.raises(ConfigError, match="timeout"):
+        DeepSearch(["local"], corpus, {"model": "m", "timeout": value})

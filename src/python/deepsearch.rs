@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyString};
 
 use super::errors::{ConfigError, InvalidRequestError, LlmError};
 use super::json::{take_error, PyJson};
-use super::stream::{checked_yield_every, stream_config, PyEventStream};
+use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
 use crate::deepsearch::{
     DeepSearch, DeepSearchError, Filter, Locale, Request, Settings, StreamMode,
 };
@@ -30,13 +30,8 @@ pub struct PyDeepSearch {
 }
 
 fn positive_seconds(name: &str, value: f64) -> PyResult<Duration> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(ConfigError::new_err(format!(
-            "{name} must be a positive number of seconds, got {value}"
-        )))
-    }
+    // The shared check raises for NaN, zero, negative and overflowing values alike.
+    Ok(seconds(name, Some(value))?.unwrap_or_default())
 }
 
 /// `llm`: `None` (environment, else offline), `"offline"`, or a dict of client options.

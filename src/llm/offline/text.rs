@@ -280,6 +280,7 @@ pub fn key_phrases(query: &str) -> Vec<String> {
 /// use deepsearch_stream::llm::offline::text::normalize_query;
 /// assert_eq!(normalize_query("  Rust, ASYNC runtimes?? "), "rust async runtimes");
 /// assert_eq!(normalize_query("Ｒｕｓｔ　异步？"), "rust 异步");
+/// assert_eq!(normalize_query("İstanbul"), normalize_query(&normalize_query("İstanbul")));
 /// ```
 pub fn normalize_query(query: &str) -> String {
     let mut out = String::with_capacity(query.len());
@@ -291,7 +292,9 @@ pub fn normalize_query(query: &str) -> String {
                 out.push(' ');
             }
             pending_space = false;
-            out.extend(c.to_lowercase());
+            // Lowercasing can add combining marks ('İ' → "i\u{307}"); dropping them keeps
+            // the normal form a fixed point, as dedup by normalized query needs.
+            out.extend(c.to_lowercase().filter(|l| l.is_alphanumeric()));
         } else {
             pending_space = true;
         }
