@@ -54,6 +54,8 @@ class Settings:
     heartbeat: float | None = 10.0
     stream_timeout: float | None = 3600.0
     search_options: dict[str, Any] = field(default_factory=dict)
+    # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
+    bench_routes: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -192,6 +194,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(
             _core.metrics_text().encode(),
             headers={"content-type": _core.METRICS_CONTENT_TYPE},
+        )
+
+    if settings.bench_routes:
+        from deepsearch_stream._bench import add_bench_routes
+
+        add_bench_routes(
+            app, heartbeat=settings.heartbeat, timeout=settings.stream_timeout, respond=_sse
         )
 
     page = resources.files("deepsearch_stream").joinpath("static/index.html")

@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         default=float(_env("DEEPSEARCH_SHUTDOWN_TIMEOUT", 10.0)),
     )
     serve.add_argument("--log-level", default=_env("DEEPSEARCH_LOG_LEVEL", "info"))
+    serve.add_argument(
+        "--bench-routes",
+        action="store_true",
+        help="add the bench-only routes of bench/CONTRACT.md (/bench/stream, /bench/idle, "
+        "/bench/producer); off by default",
+    )
     return parser
 
 
@@ -70,6 +76,7 @@ def _settings(args: argparse.Namespace) -> Any:
         max_body_bytes=args.max_body_bytes,
         heartbeat=args.heartbeat if args.heartbeat > 0 else None,
         stream_timeout=args.stream_timeout if args.stream_timeout > 0 else None,
+        bench_routes=args.bench_routes,
     )
 
 

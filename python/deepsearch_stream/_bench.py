@@ -1,0 +1,167 @@
+"""Bench-only routes, added by ``create_app`` when ``Settings.bench_routes`` is on
+(``deepsearch-stream serve --bench-routes``); off by default. The contract is
+``bench/CONTRACT.md``: ``POST /bench/stream``, ``POST /bench/idle``,
+``GET /bench/producer?id=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from deepsearch_stream import _core
+
+__all__ = ["add_bench_routes"]
+
+JSON = "application/json"
+SSE_HEADERS = [
+    ("content-type", "text/event-stream; charset=utf-8"),
+    ("cache-control", "no-cache, no-transform"),
+    ("x-accel-buffering", "no"),
+]
+MAX_PAYLOAD = 1 << 20
+
+
+class _Producer:
+    """What ``GET /bench/producer`` reports about one ``/bench/stream`` producer.
+
+    It never holds the stream: a reference here would keep a stream whose client left
+    alive, and that is what the cancellation probe is there to catch. So a Rust
+    producer's ``sent`` is unknown (``None``) and its ``reason`` is ``"stopped"``.
+    """
+
+    def __init__(self, id: str, native: bool = False) -> None:
+        self.id = id
+        self.sent: int | None = None if native else 0
+        self.stopped_at_ns: int | None = None
+        self.reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.stopped_at_ns is None:
+            self.stopped_at_ns = time.time_ns()
+            self.reason = reason
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "sent": self.sent,
+            "stopped": self.stopped_at_ns is not None,
+            "stopped_at_ns": self.stopped_at_ns,
+            "reason": self.reason,
+        }
+
+
+def _bad(message: str) -> Response:
+    body = {"error": {"code": "invalid_request", "message": message, "field": None}}
+    return Response(json.dumps(body).encode(), status_code=400, media_type=JSON)
+
+
+def _parse(raw: bytes) -> dict[str, Any] | str:
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as e:
+        return f"body is not JSON: {e}"
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    rid = body.get("id") or uuid.uuid4().hex
+    count = body.get("count")
+    payload = body.get("payload_bytes", 200)
+    interval = body.get("interval_ms", 0)
+    if not isinstance(rid, str) or len(rid) > 128:
+        return "id must be a string of at most 128 characters"
+    if count is not None and (not isinstance(count, int) or count < 0):
+        return "count must be a non-negative integer or null"
+    if not isinstance(payload, int) or not 0 <= payload <= MAX_PAYLOAD:
+        return f"payload_bytes must be an integer in 0..{MAX_PAYLOAD}"
+    if not isinstance(interval, int | float) or interval < 0:
+        return "interval_ms must be a non-negative number"
+    return {"id": rid, "count": count, "payload_bytes": payload, "interval_ms": interval}
+
+
+def add_bench_routes(
+    app: FastAPI,
+    *,
+    heartbeat: float | None,
+    timeout: float | None,
+    respond: Callable[[_core.EventStream, list[tuple[str, str]]], Response],
+) -> None:
+    """Adds the bench routes; ``respond`` turns a stream into the app's SSE response."""
+    producers: OrderedDict[str, _Producer] = OrderedDict()
+
+    def track(producer: _Producer) -> _Producer:
+        producers[producer.id] = producer
+        producers.move_to_end(producer.id)
+        while len(producers) > 4096:
+            producers.popitem(last=False)
+        return producer
+
+    async def produce(
+        stream: _core.EventStream, record: _Producer, count: int | None, text: str, pause: float
+    ) -> None:
+        seq = 0
+        try:
+            while count is None or seq < count:
+                await stream.send("bench", {"seq": seq, "text": text})
+                seq += 1
+                record.sent = seq
+                if pause:
+                    await asyncio.sleep(pause)
+            record.stop("done")
+        except (asyncio.CancelledError, _core.StreamClosedError):
+            record.stop("cancelled")
+            raise
+        finally:
+            record.stop("error")  # no-op unless something else ended it
+
+    async def watch(record: _Producer) -> None:
+        # The core cancels a started task when the stream ends or its consumer leaves:
+        # the moment the Rust producer stopped (one event-loop hop later, at most).
+        try:
+            await asyncio.Event().wait()
+        finally:
+            record.stop("stopped")
+
+    @app.post("/bench/stream", include_in_schema=False)
+    async def bench_stream(request: Request) -> Response:
+        body = _parse(await request.body())
+        if isinstance(body, str):
+            return _bad(body)
+        rid, count, size = body["id"], body["count"], body["payload_bytes"]
+        pause = float(body["interval_ms"]) / 1e3
+        if count is not None and not pause:
+            # The producer is a Rust task: what a search feeding the core looks like.
+            stream = _core.synthetic_stream(
+                rid, count, payload_bytes=size, heartbeat=heartbeat, timeout=timeout
+            )
+            stream.start(watch(track(_Producer(rid, native=True))))
+        else:
+            # A Python producer task, cancelled by the core when the client goes away.
+            stream = _core.EventStream(rid, heartbeat=heartbeat, timeout=timeout)
+            record = track(_Producer(rid))
+            stream.start(produce(stream, record, count, "x" * size, pause))
+        return respond(stream, SSE_HEADERS)
+
+    @app.post("/bench/idle", include_in_schema=False)
+    async def bench_idle(request: Request) -> Response:
+        body = _parse(await request.body())
+        if isinstance(body, str):
+            return _bad(body)
+        # No producer: heartbeats until the client leaves or the stream times out.
+        stream = _core.EventStream(body["id"], heartbeat=heartbeat, timeout=timeout)
+        return respond(stream, SSE_HEADERS)
+
+    @app.get("/bench/producer", include_in_schema=False)
+    async def bench_producer(id: str = "") -> Response:
+        producer = producers.get(id)
+        if producer is None:
+            body = {"error": {"code": "not_found", "message": f"no producer {id!r}"}}
+            return Response(json.dumps(body).encode(), status_code=404, media_type=JSON)
+        return Response(json.dumps(producer.as_json()).encode(), media_type=JSON)
