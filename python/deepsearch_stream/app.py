@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -132,7 +133,9 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 def _sse(stream: _core.EventStream, headers: list[tuple[str, str]]) -> Response:
     # The core's stream already holds ids, heartbeats and [DONE]: no pings of
     # sse-starlette's own, and its defaults replaced by the contract's headers.
-    response = EventSourceResponse(stream, ping=0)
+    # Closing it once the response is over (finished, or the client left) stops its
+    # producer now, not when the garbage collector gets to the response.
+    response = EventSourceResponse(stream, ping=0, background=BackgroundTask(stream.close))
     del response.headers["connection"]
     for name, value in headers:
         response.headers[name] = value
