@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps bench clean
+.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps bench bench-quick bench-deps clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,8 +55,15 @@ core-deps: ## The core must not depend on pyo3 or axum; the wheel must not link 
 		echo "the Python extension (features = python) depends on axum" >&2; exit 1; fi
 	@echo "core-deps: ok (no pyo3/axum without features, no axum in the extension)"
 
-bench: develop ## Benchmarks; writes docs/BENCHMARKS.md
+bench-deps: setup ## The extension (release) with the test and bench extras (matplotlib, ...)
+	$(VENV)/bin/maturin develop --release -q -E test,bench
+
+bench: bench-deps ## Benchmarks, full (<15 min): the four stacks side by side; writes docs/BENCHMARKS.md
 	$(VPY) bench/stream_bench.py --write docs/BENCHMARKS.md
+	bench/run
+
+bench-quick: bench-deps ## Benchmarks, quick (<2 min): same sections, smaller sizes
+	bench/run --quick
 
 clean: ## Remove build outputs and the venv
 	cargo clean

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -55,6 +56,8 @@ class Settings:
     stream_timeout: float | None = 3600.0
     upstream: str | None = None
     search_options: dict[str, Any] = field(default_factory=dict)
+    # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
+    bench_routes: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -132,7 +135,9 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 def _sse(stream: _core.EventStream, headers: list[tuple[str, str]]) -> Response:
     # The core's stream already holds ids, heartbeats and [DONE]: no pings of
     # sse-starlette's own, and its defaults replaced by the contract's headers.
-    response = EventSourceResponse(stream, ping=0)
+    # Closing it once the response is over (finished, or the client left) stops its
+    # producer now, not when the garbage collector gets to the response.
+    response = EventSourceResponse(stream, ping=0, background=BackgroundTask(stream.close))
     del response.headers["connection"]
     for name, value in headers:
         response.headers[name] = value
@@ -195,6 +200,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(
             _core.metrics_text().encode(),
             headers={"content-type": _core.METRICS_CONTENT_TYPE},
+        )
+
+    if settings.bench_routes:
+        from deepsearch_stream._bench import add_bench_routes
+
+        add_bench_routes(
+            app, heartbeat=settings.heartbeat, timeout=settings.stream_timeout, respond=_sse
         )
 
     page = resources.files("deepsearch_stream").joinpath("static/index.html")

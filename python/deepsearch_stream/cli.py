@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         help="relay every search to this deepsearch service (base URL)",
     )
     serve.add_argument("--log-level", default=_env("DEEPSEARCH_LOG_LEVEL", "info"))
+    serve.add_argument(
+        "--bench-routes",
+        action="store_true",
+        help="add the bench-only routes of bench/CONTRACT.md (/bench/stream, /bench/idle, "
+        "/bench/producer); off by default",
+    )
     return parser
 
 
@@ -76,6 +82,7 @@ def _settings(args: argparse.Namespace) -> Any:
         heartbeat=args.heartbeat if args.heartbeat > 0 else None,
         stream_timeout=args.stream_timeout if args.stream_timeout > 0 else None,
         upstream=args.upstream,
+        bench_routes=args.bench_routes,
     )
 
 
