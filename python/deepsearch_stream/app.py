@@ -178,9 +178,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status, headers, payload = await service.start(
             route, request.headers.get("content-type"), body
         )
+        # Logged: route, status, request id and error code; never the query, the body or
+        # a key (a refusal's message may quote the body, so it is not logged either).
         if isinstance(payload, _core.EventStream):
-            log.info("stream started", extra={"request_id": payload.request_id})
+            log.info("search streaming route=%s request_id=%s", route, payload.request_id)
             return _sse(payload, headers)
+        if status >= 400:
+            try:
+                code = json.loads(payload)["error"]["code"]
+            except (ValueError, KeyError, TypeError):  # a relayed upstream's own JSON
+                code = "?"
+            log.info("request refused route=%s status=%d code=%s", route, status, code)
+        else:
+            log.info("search answered route=%s status=%d", route, status)
         return Response(payload, status_code=status, headers=dict(headers))
 
     @app.post("/deepsearch", openapi_extra=_request_body_doc())
