@@ -308,3 +308,18 @@ def test_unreachable_upstream_is_an_error_message(
     assert error["type"] == "error" and error["isFinal"] is True
     assert error["data"]["code"] == "upstream_unreachable"
     assert dead not in error["data"]["message"], "the upstream address stays private"
+
+
+def test_parity_over_the_stream_limit(hanging: HangingEngine) -> None:
+    """The 503 of a full server is the same on both: status, Retry-After, body."""
+    got = {}
+    for backend in BACKENDS:
+        with slow_server(backend, hanging, "--max-streams", "1") as server:
+            with httpx.Client(timeout=30) as client:
+                with client.stream("POST", server.url + "/deepsearch", json={"query": Q}) as held:
+                    assert held.status_code == 200
+                    got[backend] = exchange(
+                        server.url, "POST", "/deepsearch", json={"query": Q, "request_id": "x"}
+                    )
+    assert got["fastapi"] == got["axum"]
+    assert got["axum"]["status"] == 503 and got["axum"]["headers"]["retry-after"] == "1"
