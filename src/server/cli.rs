@@ -74,8 +74,8 @@ pub struct Args {
     /// Seconds to wait for open streams to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "DEEPSEARCH_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
-    /// Relay searches to this deepsearch server instead of running them here
-    /// (accepted; the relay is not wired yet).
+    /// Relay every search to this deepsearch service (its base URL) instead of running
+    /// it here: a streaming proxy with this server's own ids, heartbeats and limits.
     #[arg(long, env = "DEEPSEARCH_UPSTREAM")]
     pub upstream: Option<String>,
 }

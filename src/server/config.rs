@@ -39,7 +39,7 @@ pub struct ServerConfig {
     pub stream: StreamConfig,
     /// Longest wait, after a shutdown signal, for open connections to finish.
     pub shutdown_timeout: Duration,
-    /// A server to relay searches to instead of running them here (not wired yet).
+    /// Base URL of a deepsearch service every search is relayed to instead of run here.
     pub upstream: Option<String>,
 }
 
