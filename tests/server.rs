@@ -587,3 +587,53 @@ async fn shutdown_is_bounded_when_a_client_stalls() {
     };
     assert!(refused);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_routes_only_when_asked_and_per_the_contract() {
+    let (_corpus, plain) = local_server(Limits::default()).await;
+    assert_eq!(plain.post("/bench/stream", "{}").await.status(), 404);
+    plain.stop(Duration::from_secs(5)).await.unwrap();
+
+    let corpus = corpus(Limits::default());
+    let app = App::from_config(&corpus.config)
+        .await
+        .unwrap()
+        .with_bench_routes();
+    let server = Running::start(app, Duration::from_secs(5)).await;
+    let res = server
+        .post(
+            "/bench/stream",
+            r#"{"id": "b1", "count": 3, "payload_bytes": 4}"#,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = res.bytes().await.unwrap();
+    let events = decode_all(&body);
+    let datas: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(datas.len(), 4, "{datas:?}");
+    for (seq, data) in datas[..3].iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["data"]["seq"], seq);
+        assert_eq!(v["data"]["text"], "xxxx");
+        assert_eq!(v["requestId"], "b1");
+    }
+    assert_eq!(datas[3], "[DONE]");
+    let state: serde_json::Value = client()
+        .get(server.url("/bench/producer?id=b1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["sent"], 3);
+    assert_eq!(state["stopped"], true);
+    assert_eq!(state["reason"], "done");
+    let unknown = client()
+        .get(server.url("/bench/producer?id=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    server.stop(Duration::from_secs(5)).await.unwrap();
+}

@@ -100,6 +100,11 @@ impl Service {
         &self.deepsearch
     }
 
+    /// Heartbeat, timeout and buffer limits of every stream this service opens.
+    pub fn stream_config(&self) -> &StreamConfig {
+        &self.stream_config
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

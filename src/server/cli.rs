@@ -78,6 +78,9 @@ pub struct Args {
     /// it here: a streaming proxy with this server's own ids, heartbeats and limits.
     #[arg(long, env = "DEEPSEARCH_UPSTREAM")]
     pub upstream: Option<String>,
+    /// Serve the bench-only routes of bench/CONTRACT.md (off by default).
+    #[arg(long)]
+    pub bench_routes: bool,
 }
 
 fn parse_key(raw: &str) -> Result<ApiKey, std::convert::Infallible> {
@@ -151,6 +154,7 @@ impl Args {
             },
             shutdown_timeout: self.shutdown_timeout,
             upstream: self.upstream,
+            bench_routes: self.bench_routes,
         })
     }
 }

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Base URL of a deepsearch service every search is relayed to instead of run here.
     pub upstream: Option<String>,
+    /// Serve the bench-only routes of `bench/CONTRACT.md`.
+    pub bench_routes: bool,
 }
 
 /// `--shutdown-timeout` when not given.
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             stream: StreamConfig::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             upstream: None,
+            bench_routes: false,
         }
     }
 }

@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+mod bench;
 mod cli;
 mod config;
 mod routes;
@@ -42,18 +43,39 @@ use crate::api::{OpenStreams, Route, Service};
 #[derive(Debug, Clone)]
 pub struct App {
     service: Service,
+    bench: Option<Arc<bench::Producers>>,
 }
 
 impl App {
     /// An app serving `service`.
     pub fn new(service: Service) -> Self {
-        App { service }
+        App {
+            service,
+            bench: None,
+        }
     }
 
     /// Builds the engines (in a blocking task: the `local` index may have to be built)
     /// and the model client `config` names.
     pub async fn from_config(config: &ServerConfig) -> Result<Self, ConfigError> {
-        Ok(App::new(config.build_service().await?))
+        let mut app = App::new(config.build_service().await?);
+        if config.bench_routes {
+            app = app.with_bench_routes();
+        }
+        Ok(app)
+    }
+
+    /// Adds the bench-only routes of `bench/CONTRACT.md`.
+    pub fn with_bench_routes(mut self) -> Self {
+        self.bench = Some(Arc::default());
+        self
+    }
+
+    fn bench_producers(&self) -> &bench::Producers {
+        // Only the bench routes call this, and they exist only when `bench` is set.
+        self.bench
+            .as_deref()
+            .expect("bench routes without their registry")
     }
 
     pub fn service(&self) -> &Service {
@@ -72,29 +94,33 @@ impl App {
 
     /// The routes, with this app as their state.
     pub fn router(&self) -> Router {
-        Router::new()
-            .route(
-                Route::DeepSearch.path(),
-                with_405(post(routes::deepsearch), routes::ALLOW_POST),
-            )
-            .route(
-                Route::GenieTool.path(),
-                with_405(post(routes::genie_tool), routes::ALLOW_POST),
-            )
-            .route(
-                "/healthz",
-                with_405(get(routes::healthz), routes::ALLOW_GET),
-            )
-            .route(
-                "/metrics",
-                with_405(get(routes::metrics), routes::ALLOW_GET),
-            )
-            .route("/", with_405(get(routes::index), routes::ALLOW_GET))
-            .fallback(routes::not_found)
-            // The search routes read their bodies themselves, under `Limits.max_body_bytes`,
-            // so an oversized body gets the same 413 as from the parser.
-            .layer(DefaultBodyLimit::disable())
-            .with_state(self.clone())
+        let base = if self.bench.is_some() {
+            bench::routes()
+        } else {
+            Router::new()
+        };
+        base.route(
+            Route::DeepSearch.path(),
+            with_405(post(routes::deepsearch), routes::ALLOW_POST),
+        )
+        .route(
+            Route::GenieTool.path(),
+            with_405(post(routes::genie_tool), routes::ALLOW_POST),
+        )
+        .route(
+            "/healthz",
+            with_405(get(routes::healthz), routes::ALLOW_GET),
+        )
+        .route(
+            "/metrics",
+            with_405(get(routes::metrics), routes::ALLOW_GET),
+        )
+        .route("/", with_405(get(routes::index), routes::ALLOW_GET))
+        .fallback(routes::not_found)
+        // The search routes read their bodies themselves, under `Limits.max_body_bytes`,
+        // so an oversized body gets the same 413 as from the parser.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(self.clone())
     }
 
     /// Serves on `listener` until `stop` resolves, then shuts down gracefully within
