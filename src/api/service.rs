@@ -42,6 +42,8 @@ impl Drop for StreamPermit {
 #[derive(Debug, Clone)]
 pub struct Service {
     deepsearch: Arc<DeepSearch>,
+    /// Names of the engines `search_engines` may pick from.
+    engines: Arc<[String]>,
     limits: Limits,
     stream_config: StreamConfig,
     open: Arc<AtomicUsize>,
@@ -61,8 +63,15 @@ impl Service {
         limits: Limits,
         stream_config: StreamConfig,
     ) -> Self {
+        // Fixed with the service: worked out once, not on every request.
+        let engines = deepsearch
+            .engine_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         Service {
             deepsearch,
+            engines,
             limits,
             stream_config,
             open: Arc::new(AtomicUsize::new(0)),
@@ -121,13 +130,7 @@ impl Service {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<SearchRequest, ApiError> {
-        let engines: Vec<String> = self
-            .deepsearch
-            .engine_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let result = parse_request(route, content_type, body, &self.limits, &engines);
+        let result = parse_request(route, content_type, body, &self.limits, &self.engines);
         if let Err(e) = &result {
             metrics::global().request(route.path(), e.status, std::time::Duration::ZERO);
         }

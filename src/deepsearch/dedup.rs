@@ -88,12 +88,8 @@ pub fn normalize_url(raw: &str) -> String {
 /// A fingerprint of what a document says: its text with case, punctuation and spacing
 /// folded. `None` when there is too little text to tell two documents apart by it.
 fn content_key(doc: &Document) -> Option<u64> {
-    let text = if doc.content.trim().is_empty() {
-        &doc.snippet
-    } else {
-        &doc.content
-    };
-    let folded: String = text
+    let folded: String = doc
+        .text()
         .chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)

@@ -58,15 +58,6 @@ fn clip(text: &str, max_chars: usize) -> String {
     out
 }
 
-/// The text a document is represented by: content, else snippet.
-fn doc_text(doc: &Document) -> &str {
-    if doc.content.trim().is_empty() {
-        &doc.snippet
-    } else {
-        &doc.content
-    }
-}
-
 /// Numbered sources in the form the answer prompt and the citation filter
 /// agree on: `[n] title — url` and the (clipped) text below it.
 ///
@@ -85,7 +76,7 @@ pub fn format_sources(docs: &[Document], max_chars: usize) -> String {
                 i + 1,
                 d.title.trim(),
                 d.url.trim(),
-                clip(doc_text(d), max_chars)
+                clip(d.text(), max_chars)
             )
         })
         .collect::<Vec<_>>()
@@ -136,7 +127,7 @@ pub fn planner_messages(
                 "[{}] {} — {}\n",
                 i + 1,
                 d.title.trim(),
-                clip(doc_text(d), FINDING_CHARS)
+                clip(d.text(), FINDING_CHARS)
             ));
         }
     }

@@ -41,6 +41,23 @@ pub struct Document {
     pub score: f64,
 }
 
+impl Document {
+    /// The text the document stands for: its content, else its snippet.
+    ///
+    /// ```
+    /// use deepsearch_stream::search::Document;
+    /// let d = Document { title: "T".into(), url: String::new(), snippet: "short".into(), content: " ".into(), score: 0.0 };
+    /// assert_eq!(d.text(), "short");
+    /// ```
+    pub fn text(&self) -> &str {
+        if self.content.trim().is_empty() {
+            &self.snippet
+        } else {
+            &self.content
+        }
+    }
+}
+
 /// Why one engine call failed. The DeepSearch loop turns this into a `warning` message.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {

@@ -116,7 +116,7 @@ pub fn build_answer(
     max_sentences: usize,
 ) -> Answer {
     let weights = query_weights(query, sub_queries);
-    let bodies: Vec<String> = docs.iter().map(|d| unwrap_lines(body(d))).collect();
+    let bodies: Vec<String> = docs.iter().map(|d| unwrap_lines(d.text())).collect();
     let mut candidates = score_sentences(&weights, docs, &bodies);
     let chosen = select_mmr(&mut candidates, max_sentences.max(1));
     if chosen.is_empty() {
@@ -156,15 +156,6 @@ fn query_weights(query: &str, sub_queries: &[String]) -> BTreeMap<String, f64> {
         weights.insert(term_key(&t), 1.0);
     }
     weights
-}
-
-/// The text a document contributes sentences from.
-fn body(doc: &Document) -> &str {
-    if doc.content.trim().is_empty() {
-        &doc.snippet
-    } else {
-        &doc.content
-    }
 }
 
 /// True for shell lines, interpreter sessions, code and reST directives: documentation
@@ -262,7 +253,7 @@ fn score_sentences<'a>(
         .map(|d| {
             term_keys(&d.title)
                 .into_iter()
-                .chain(term_keys(body(d)))
+                .chain(term_keys(d.text()))
                 .collect()
         })
         .collect();
