@@ -1,13 +1,17 @@
 //! Graceful shutdown: a serve loop that tells every open stream the server is stopping and
 //! exits within a bounded time however its clients behave.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::api::OpenStreams;
 
@@ -44,6 +48,11 @@ pub async fn signal() {
 /// connections, every open stream gets an `error` (code `shutdown`) and `[DONE]`, and
 /// the connections drain. Returns at most `timeout` after `stop`, closing whatever is
 /// still open by then (a client that does not read, a request body that never ends).
+///
+/// The loop drives hyper's HTTP/1 connections itself rather than through `axum::serve`:
+/// that one clones the router's route tables for every connection and wraps each in
+/// HTTP/2 detection, a third of what an idle stream costs (docs/BENCHMARKS.md). Here a
+/// connection shares the router (one `Arc`) and carries only hyper's own state.
 pub async fn serve_until<F>(
     listener: TcpListener,
     router: Router,
@@ -54,30 +63,48 @@ pub async fn serve_until<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let trigger = {
-        let streams = Arc::clone(&streams);
-        async move {
-            stop.await;
-            let open = streams.begin_shutdown();
-            tracing::info!(open_streams = open, "shutting down");
-        }
-    };
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(trigger)
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => {
-            tracing::info!("shut down");
-            return result;
-        }
-        () = streams.closing() => {}
+    // Dropping `shutdown` tells every connection to finish its response and close;
+    // `drained` resolves once every connection task has dropped its `Receiver`.
+    let (shutdown, shutdown_rx) = watch::channel(());
+    let (drained, drained_rx) = watch::channel(());
+    let http = http1::Builder::new();
+    tokio::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // SSE frames are small and latency matters more than packet count.
+        let _ = tcp.set_nodelay(true);
+        let conn =
+            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()));
+        let mut shutdown_rx = shutdown_rx.clone();
+        let drained_rx = drained_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => log_connection_end(result),
+                _ = shutdown_rx.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    log_connection_end(conn.await);
+                }
+            }
+            drop(drained_rx);
+        });
     }
-    match tokio::time::timeout(timeout, &mut server).await {
-        Ok(result) => {
-            tracing::info!("shut down");
-            result
-        }
+    drop(listener);
+    let open = streams.begin_shutdown();
+    tracing::info!(open_streams = open, "shutting down");
+    drop(shutdown);
+    drop(drained_rx);
+    match tokio::time::timeout(timeout, drained.closed()).await {
+        Ok(()) => tracing::info!("shut down"),
         Err(_) => {
             let closed = streams.close_all();
             tracing::warn!(
@@ -85,7 +112,28 @@ where
                 closed_streams = closed,
                 "shutdown timeout reached; dropping the connections still open"
             );
-            Ok(())
         }
     }
+    Ok(())
+}
+
+fn log_connection_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A failed `accept`: a connection reset before it was taken is the client's business;
+/// anything else (out of file descriptors, most often) is logged and retried after a
+/// pause, so the loop does not spin while the condition lasts.
+async fn accept_failed(e: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
