@@ -44,9 +44,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
     }
 
     fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
-        let mut out = String::with_capacity(24);
-        write_python_float(value, &mut out);
-        w.write_all(out.as_bytes())
+        w.write_all(PythonFloat::new(value).as_str().as_bytes())
     }
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
@@ -83,71 +81,119 @@ pub fn to_python_json<T: Serialize + ?Sized>(
 /// `float.__repr__` writes it. Non-finite values are written as `NaN`, `Infinity`,
 /// `-Infinity` (Python's `allow_nan` spelling); callers that need strict JSON check first.
 pub fn write_python_float(value: f64, out: &mut String) {
-    if value.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    if value.is_infinite() {
-        out.push_str(if value > 0.0 { "Infinity" } else { "-Infinity" });
-        return;
-    }
-    if value.is_sign_negative() {
-        out.push('-');
-    }
-    let mut ryu_buf = ryu::Buffer::new();
-    let (digits, decpt) = shortest_digits(ryu_buf.format_finite(value.abs()));
-    if digits.is_empty() {
-        out.push_str("0.0");
-        return;
-    }
-    // Python's 'r' format switches to exponent form outside (-4, 16].
-    if decpt > -4 && decpt <= 16 {
-        let len = digits.len() as i32;
-        if decpt <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', (-decpt) as usize));
-            out.push_str(&digits);
-        } else if decpt < len {
-            out.push_str(&digits[..decpt as usize]);
-            out.push('.');
-            out.push_str(&digits[decpt as usize..]);
+    out.push_str(PythonFloat::new(value).as_str());
+}
+
+/// Python's repr of one float, built on the stack: every message's timestamp goes
+/// through here, so it allocates nothing.
+struct PythonFloat {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl PythonFloat {
+    fn new(value: f64) -> Self {
+        let mut f = PythonFloat {
+            bytes: [0; 40],
+            len: 0,
+        };
+        if value.is_nan() {
+            f.push(b"NaN");
+            return f;
+        }
+        if value.is_infinite() {
+            f.push(if value > 0.0 {
+                b"Infinity"
+            } else {
+                b"-Infinity"
+            });
+            return f;
+        }
+        if value.is_sign_negative() {
+            f.push(b"-");
+        }
+        let mut ryu_buf = ryu::Buffer::new();
+        let mut digits = [0u8; 24];
+        let (n, decpt) = shortest_digits(ryu_buf.format_finite(value.abs()), &mut digits);
+        let digits = &digits[..n];
+        if digits.is_empty() {
+            f.push(b"0.0");
+            return f;
+        }
+        // Python's 'r' format switches to exponent form outside (-4, 16].
+        if decpt > -4 && decpt <= 16 {
+            let len = digits.len() as i32;
+            if decpt <= 0 {
+                f.push(b"0.");
+                f.zeros((-decpt) as usize);
+                f.push(digits);
+            } else if decpt < len {
+                f.push(&digits[..decpt as usize]);
+                f.push(b".");
+                f.push(&digits[decpt as usize..]);
+            } else {
+                f.push(digits);
+                f.zeros((decpt - len) as usize);
+                f.push(b".0");
+            }
         } else {
-            out.push_str(&digits);
-            out.extend(std::iter::repeat_n('0', (decpt - len) as usize));
-            out.push_str(".0");
+            f.push(&digits[..1]);
+            if digits.len() > 1 {
+                f.push(b".");
+                f.push(&digits[1..]);
+            }
+            let exp = decpt - 1;
+            f.push(if exp < 0 { b"e-" } else { b"e+" });
+            let abs = exp.unsigned_abs();
+            if abs < 10 {
+                f.push(b"0");
+            }
+            f.push(itoa::Buffer::new().format(abs).as_bytes());
         }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let exp = decpt - 1;
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let abs = exp.unsigned_abs();
-        if abs < 10 {
-            out.push('0');
-        }
-        out.push_str(&abs.to_string());
+        f
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        self.bytes[self.len..self.len + part.len()].copy_from_slice(part);
+        self.len += part.len();
+    }
+
+    fn zeros(&mut self, n: usize) {
+        self.bytes[self.len..self.len + n].fill(b'0');
+        self.len += n;
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits, signs, '.', 'e' and the non-finite names are ever pushed.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("NaN")
     }
 }
 
-/// Splits ryu's output (`"1.5e-5"`, `"0.0001"`, `"123.0"`) into significant digits without
-/// leading or trailing zeros, and the decimal point position: value = 0.DIGITS × 10^decpt.
-fn shortest_digits(ryu: &str) -> (String, i32) {
+/// Copies the significant digits of ryu's output (`"1.5e-5"`, `"0.0001"`, `"123.0"`) into
+/// `out`, without leading or trailing zeros, and returns their count and the decimal
+/// point position: value = 0.DIGITS × 10^decpt.
+fn shortest_digits(ryu: &str, out: &mut [u8; 24]) -> (usize, i32) {
     let (mantissa, exp) = match ryu.split_once(['e', 'E']) {
         Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
         None => (ryu, 0),
     };
-    let point = mantissa.find('.').unwrap_or(mantissa.len()) as i32;
-    let all: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let leading = all.len() - all.trim_start_matches('0').len();
-    let digits = all
-        .trim_start_matches('0')
-        .trim_end_matches('0')
-        .to_string();
-    (digits, point + exp - leading as i32)
+    let mut point = mantissa.len();
+    let mut leading = 0i32;
+    let mut n = 0;
+    for (i, b) in mantissa.bytes().enumerate() {
+        if b == b'.' {
+            point = i;
+        } else if n == 0 && b == b'0' {
+            leading += 1;
+        } else if n < out.len() {
+            out[n] = b;
+            n += 1;
+        }
+    }
+    while n > 0 && out[n - 1] == b'0' {
+        n -= 1;
+    }
+    (n, point as i32 + exp - leading)
 }
 
 #[cfg(test)]

@@ -183,6 +183,11 @@ struct Frame {
     body: Vec<u8>,
 }
 
+/// Length of the `id: N\n` line written before a frame with an id.
+fn id_line_len(id: Option<u64>) -> usize {
+    id.map_or(0, |id| 5 + id.checked_ilog10().unwrap_or(0) as usize + 1)
+}
+
 struct State {
     queue: VecDeque<Frame>,
     pending_bytes: usize,
@@ -208,6 +213,9 @@ struct Shared {
     bytes_sent: AtomicU64,
     heartbeats: AtomicU64,
     blocked_nanos: AtomicU64,
+    /// The last encoded body's length: the next one is sized from it, so a stream of
+    /// similar messages encodes without growing its buffer.
+    body_hint: AtomicUsize,
 }
 
 /// What must happen after the state lock is released.
@@ -246,13 +254,15 @@ impl Shared {
         &self,
         env: &Envelope<'_, D>,
     ) -> Result<Vec<u8>, StreamError> {
-        let mut body = Vec::with_capacity(96);
+        let hint = self.body_hint.load(Ordering::Relaxed);
+        let mut body = Vec::with_capacity(hint.clamp(96, 64 * 1024) + 16);
         body.extend_from_slice(b"data: ");
         env.write_json(&mut body)
             .map_err(|e| StreamError::Encode(e.to_string()))?;
         // JSON text never holds a raw CR or LF (serde_json escapes them), so one `data:`
         // line is exactly what the general SSE encoder would write.
         body.extend_from_slice(b"\n\n");
+        self.body_hint.store(body.len(), Ordering::Relaxed);
         Ok(body)
     }
 
@@ -374,26 +384,32 @@ impl Shared {
             return Ok(TryChunk::Ended);
         }
         self.check_timeout_locked(st, now, wake);
-        if let Some(first) = st.queue.pop_front() {
-            let mut chunk = BytesMut::with_capacity(first.body.len().max(256) + 24);
+        if !st.queue.is_empty() {
+            // Whole frames, as many as fit in one chunk (at least one), sized up front.
+            let mut frames = 0;
+            let mut size = 0;
+            let mut bodies = 0;
+            for f in &st.queue {
+                if frames > 0 && size + f.body.len() + 24 > self.config.max_chunk_bytes {
+                    break;
+                }
+                size += id_line_len(f.id) + f.body.len();
+                bodies += f.body.len();
+                frames += 1;
+            }
+            let mut chunk = BytesMut::with_capacity(size);
             let mut messages = 0u64;
-            let mut frame = Some(first);
-            while let Some(f) = frame.take() {
-                st.pending_bytes -= f.body.len().min(st.pending_bytes);
+            let mut id_text = itoa::Buffer::new();
+            for f in st.queue.drain(..frames) {
                 if let Some(id) = f.id {
                     messages += 1;
                     chunk.extend_from_slice(b"id: ");
-                    chunk.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+                    chunk.extend_from_slice(id_text.format(id).as_bytes());
                     chunk.extend_from_slice(b"\n");
                 }
                 chunk.extend_from_slice(&f.body);
-                let fits = st.queue.front().is_some_and(|next| {
-                    chunk.len() + next.body.len() + 24 <= self.config.max_chunk_bytes
-                });
-                if fits {
-                    frame = st.queue.pop_front();
-                }
             }
+            st.pending_bytes = st.pending_bytes.saturating_sub(bodies);
             st.last_delivery = now;
             self.messages_sent.fetch_add(messages, Ordering::Relaxed);
             self.bytes_sent
@@ -453,6 +469,9 @@ impl Shared {
                 st.end = Some(EndReason::ConsumerGone);
             }
             self.finish_locked(&mut st, EndReason::ConsumerGone, &mut wake);
+            // A read may be pending when another task closes the stream (a disconnect
+            // listener next to the sending loop): it must end now, not at the next timer.
+            wake.consumer = true;
         }
         self.apply(wake);
     }
@@ -693,6 +712,7 @@ impl EventStream {
             bytes_sent: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
             blocked_nanos: AtomicU64::new(0),
+            body_hint: AtomicUsize::new(0),
         });
         let sender = Sender {
             shared: shared.clone(),

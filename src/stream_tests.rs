@@ -440,3 +440,24 @@ async fn memory_stays_bounded_under_a_fast_producer() {
     producer.await.unwrap();
     assert_eq!(ids(&all).len(), 2000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn closing_from_another_task_ends_a_pending_read_at_once() {
+    let config = StreamConfig {
+        heartbeat: Some(Duration::from_secs(3600)),
+        ..cfg()
+    };
+    let (_tx, mut rx) = EventStream::new("r", config).unwrap();
+    let close = rx.close_handle();
+    let started = Instant::now();
+    let reader = tokio::spawn(async move { rx.next().await });
+    tokio::task::yield_now().await;
+    assert!(!reader.is_finished(), "nothing to read yet");
+    close.close();
+    let got = tokio::time::timeout(Duration::from_secs(1), reader)
+        .await
+        .expect("the pending read ended when the stream was closed")
+        .unwrap();
+    assert!(got.is_none());
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
