@@ -9,10 +9,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from conftest import frames, message, serve
 from deepsearch_stream import EventStream
+from deepsearch_stream.response import EventStreamResponse
 
 DONE = b"data: [DONE]\n\n"
 
@@ -47,6 +49,7 @@ def make_app(
 WRAPPERS = {
     "sse-starlette": lambda s: EventSourceResponse(s, ping=0),
     "streaming-response": lambda s: StreamingResponse(s, media_type="text/event-stream"),
+    "event-stream-response": lambda s: EventStreamResponse(s),
 }
 
 
@@ -80,6 +83,43 @@ async def test_client_disconnect_cancels_the_producer(wrapper: str) -> None:
                 break
             await asyncio.sleep(0.01)
     assert state.get("cancelled") is True
+    stream = state["stream"]
+    assert isinstance(stream, EventStream)
+    assert stream.closed
+
+
+async def test_event_stream_response_headers_and_idle_disconnect() -> None:
+    app = FastAPI()
+    state: dict[str, object] = {}
+    finished = asyncio.Event()
+
+    @app.post("/idle")
+    async def idle() -> EventStreamResponse:
+        # No producer and no heartbeat due for a minute: nothing is ever written, so only
+        # the disconnect listener can notice that the client left.
+        stream = EventStream("idle-1", heartbeat=60)
+        state["stream"] = stream
+        await stream.send("status", "started")
+
+        async def note() -> None:
+            finished.set()
+
+        return EventStreamResponse(
+            stream,
+            headers={"Content-Type": "text/event-stream", "X-Extra": "1"},
+            background=BackgroundTask(note),
+        )
+
+    async with serve(app) as base, httpx.AsyncClient() as client:
+        async with client.stream("POST", f"{base}/idle") as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"] == "text/event-stream"
+            assert r.headers["x-extra"] == "1"
+            assert "content-length" not in r.headers
+            async for chunk in r.aiter_raw():
+                assert b'"status"' in chunk
+                break
+        await asyncio.wait_for(finished.wait(), 10)
     stream = state["stream"]
     assert isinstance(stream, EventStream)
     assert stream.closed

@@ -9,6 +9,9 @@ the final ``[DONE]`` included).
 and streams its messages: ``run()`` yields JSON strings like the seed's generator,
 ``sse()`` returns an ``EventStream``, ``search()`` returns the final result.
 
+``deepsearch_stream.response.EventStreamResponse(stream)`` sends an ``EventStream`` as a
+Starlette/FastAPI response.
+
 ``proxy(url, body)`` relays another deepsearch service's SSE answer as an ``EventStream``.
 """
 

@@ -1,7 +1,8 @@
 """Bench-only routes, added by ``create_app`` when ``Settings.bench_routes`` is on
 (``deepsearch-stream serve --bench-routes``); off by default. The contract is
 ``bench/CONTRACT.md``: ``POST /bench/stream``, ``POST /bench/idle``,
-``GET /bench/producer?id=``.
+``GET /bench/producer?id=``. They are served like the service's own streaming routes, so
+what the bench measures is what the service does.
 """
 
 from __future__ import annotations
@@ -11,22 +12,18 @@ import json
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from deepsearch_stream import _core
+from deepsearch_stream._stream_routes import Handler, error_body, read_capped, send_json
+from deepsearch_stream.response import EventStreamResponse
 
-__all__ = ["add_bench_routes"]
+__all__ = ["bench_routes"]
 
-JSON = "application/json"
-SSE_HEADERS = [
-    ("content-type", "text/event-stream; charset=utf-8"),
-    ("cache-control", "no-cache, no-transform"),
-    ("x-accel-buffering", "no"),
-]
+MAX_BODY = 1 << 16
 MAX_PAYLOAD = 1 << 20
 
 
@@ -59,11 +56,6 @@ class _Producer:
         }
 
 
-def _bad(message: str) -> Response:
-    body = {"error": {"code": "invalid_request", "message": message, "field": None}}
-    return Response(json.dumps(body).encode(), status_code=400, media_type=JSON)
-
-
 def _parse(raw: bytes) -> dict[str, Any] | str:
     try:
         body = json.loads(raw or b"{}")
@@ -86,14 +78,10 @@ def _parse(raw: bytes) -> dict[str, Any] | str:
     return {"id": rid, "count": count, "payload_bytes": payload, "interval_ms": interval}
 
 
-def add_bench_routes(
-    app: FastAPI,
-    *,
-    heartbeat: float | None,
-    timeout: float | None,
-    respond: Callable[[_core.EventStream, list[tuple[str, str]]], Response],
-) -> None:
-    """Adds the bench routes; ``respond`` turns a stream into the app's SSE response."""
+def bench_routes(
+    *, heartbeat: float | None, timeout: float | None
+) -> dict[str, tuple[tuple[str, ...], Handler]]:
+    """The bench routes, served like the service's own streaming routes (``StreamRoutes``)."""
     producers: OrderedDict[str, _Producer] = OrderedDict()
 
     def track(producer: _Producer) -> _Producer:
@@ -129,11 +117,15 @@ def add_bench_routes(
         finally:
             record.stop("stopped")
 
-    @app.post("/bench/stream", include_in_schema=False)
-    async def bench_stream(request: Request) -> Response:
-        body = _parse(await request.body())
+    async def respond(
+        stream: _core.EventStream, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        await EventStreamResponse(stream, headers=_core.SSE_HEADERS)(scope, receive, send)
+
+    async def bench_stream(scope: Scope, receive: Receive, send: Send) -> None:
+        body = _parse(await read_capped(receive, MAX_BODY))
         if isinstance(body, str):
-            return _bad(body)
+            return await send_json(send, 400, error_body("invalid_request", body))
         rid, count, size = body["id"], body["count"], body["payload_bytes"]
         pause = float(body["interval_ms"]) / 1e3
         if count is not None and not pause:
@@ -147,21 +139,25 @@ def add_bench_routes(
             stream = _core.EventStream(rid, heartbeat=heartbeat, timeout=timeout)
             record = track(_Producer(rid))
             stream.start(produce(stream, record, count, "x" * size, pause))
-        return respond(stream, SSE_HEADERS)
+        await respond(stream, scope, receive, send)
 
-    @app.post("/bench/idle", include_in_schema=False)
-    async def bench_idle(request: Request) -> Response:
-        body = _parse(await request.body())
+    async def bench_idle(scope: Scope, receive: Receive, send: Send) -> None:
+        body = _parse(await read_capped(receive, MAX_BODY))
         if isinstance(body, str):
-            return _bad(body)
+            return await send_json(send, 400, error_body("invalid_request", body))
         # No producer: heartbeats until the client leaves or the stream times out.
         stream = _core.EventStream(body["id"], heartbeat=heartbeat, timeout=timeout)
-        return respond(stream, SSE_HEADERS)
+        await respond(stream, scope, receive, send)
 
-    @app.get("/bench/producer", include_in_schema=False)
-    async def bench_producer(id: str = "") -> Response:
+    async def bench_producer(scope: Scope, receive: Receive, send: Send) -> None:
+        id = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("id", [""])[0]
         producer = producers.get(id)
         if producer is None:
-            body = {"error": {"code": "not_found", "message": f"no producer {id!r}"}}
-            return Response(json.dumps(body).encode(), status_code=404, media_type=JSON)
-        return Response(json.dumps(producer.as_json()).encode(), media_type=JSON)
+            return await send_json(send, 404, error_body("not_found", f"no producer {id!r}"))
+        await send_json(send, 200, json.dumps(producer.as_json()).encode())
+
+    return {
+        "/bench/stream": (("POST",), bench_stream),
+        "/bench/idle": (("POST",), bench_idle),
+        "/bench/producer": (("GET",), bench_producer),
+    }

@@ -300,6 +300,9 @@ class Service:
         message of code ``shutdown`` and ``[DONE]``; returns how many were open."""
 
 METRICS_CONTENT_TYPE: str
+#: The headers every stream is sent with (``content-type``, ``cache-control``,
+#: ``x-accel-buffering``), as the axum server sends them.
+SSE_HEADERS: list[tuple[str, str]]
 
 def metrics_text() -> str:
     """``/metrics`` in the Prometheus text format: open streams, messages, bytes,

@@ -20,13 +20,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sse_starlette import EventSourceResponse
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from deepsearch_stream import _core
+from deepsearch_stream._stream_routes import Handler, StreamRoutes, header, read_capped
 from deepsearch_stream.deepsearch import DeepSearch
+from deepsearch_stream.response import EventStreamResponse
 
 __all__ = ["Settings", "create_app"]  # and `app`, built on first access
 
@@ -100,13 +101,53 @@ class DeepSearchBody(BaseModel):
     search_engines: list[str] = Field(default_factory=list, description="also searchEngines")
 
 
-def _request_body_doc() -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {JSON: {"schema": DeepSearchBody.model_json_schema()}},
-        }
-    }
+def _document_stream_routes(app: FastAPI) -> None:
+    """Adds the streaming routes, served by ``StreamRoutes`` rather than by FastAPI's
+    router, to the OpenAPI schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["DeepSearchBody"] = DeepSearchBody.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for name, model_schema in schemas["DeepSearchBody"].pop("$defs", {}).items():
+            schemas[name] = model_schema
+        error = {"description": "refused", "content": {JSON: {"schema": {"type": "object"}}}}
+        for path, summary in (
+            ("/deepsearch", "Deepsearch"),
+            ("/v1/tool/deepsearch", "Genie Tool"),
+        ):
+            schema.setdefault("paths", {})[path] = {
+                "post": {
+                    "summary": summary,
+                    "operationId": summary.lower().replace(" ", "_") + "_post",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            JSON: {"schema": {"$ref": "#/components/schemas/DeepSearchBody"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "the search's messages as Server-Sent Events",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "400": error,
+                        "413": error,
+                        "415": error,
+                        "422": error,
+                        "503": error,
+                    },
+                }
+            }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _error(
@@ -118,30 +159,6 @@ def _error(
         status_code=status,
         headers={"content-type": JSON, **(headers or {})},
     )
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    """The body, or its first ``limit + 1`` bytes: enough for the core to refuse it."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    return b"".join(chunks)
-
-
-def _sse(stream: _core.EventStream, headers: list[tuple[str, str]]) -> Response:
-    # The core's stream already holds ids, heartbeats and [DONE]: no pings of
-    # sse-starlette's own, and its defaults replaced by the contract's headers.
-    # Closing it once the response is over (finished, or the client left) stops its
-    # producer now, not when the garbage collector gets to the response.
-    response = EventSourceResponse(stream, ping=0, background=BackgroundTask(stream.close))
-    del response.headers["connection"]
-    for name, value in headers:
-        response.headers[name] = value
-    return response
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -173,33 +190,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.search = search
 
-    async def answer(route: str, request: Request) -> Response:
-        body = await _read_capped(request, service.max_body_bytes)
-        status, headers, payload = await service.start(
-            route, request.headers.get("content-type"), body
-        )
-        # Logged: route, status, request id and error code; never the query, the body or
-        # a key (a refusal's message may quote the body, so it is not logged either).
-        if isinstance(payload, _core.EventStream):
-            log.info("search streaming route=%s request_id=%s", route, payload.request_id)
-            return _sse(payload, headers)
-        if status >= 400:
-            try:
-                code = json.loads(payload)["error"]["code"]
-            except (ValueError, KeyError, TypeError):  # a relayed upstream's own JSON
-                code = "?"
-            log.info("request refused route=%s status=%d code=%s", route, status, code)
-        else:
-            log.info("search answered route=%s status=%d", route, status)
-        return Response(payload, status_code=status, headers=dict(headers))
+    def streaming(route: str) -> Handler:
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+            body = await read_capped(receive, service.max_body_bytes)
+            content_type = header(scope, b"content-type")
+            status, headers, payload = await service.start(route, content_type, body)
+            # Logged: route, status, request id and error code; never the query, the body
+            # or a key (a refusal's message may quote the body, so it is not logged either).
+            if isinstance(payload, _core.EventStream):
+                log.info("search streaming route=%s request_id=%s", route, payload.request_id)
+                await EventStreamResponse(payload, headers=headers)(scope, receive, send)
+                return
+            if status >= 400:
+                try:
+                    code = json.loads(payload)["error"]["code"]
+                except (ValueError, KeyError, TypeError):  # a relayed upstream's own JSON
+                    code = "?"
+                log.info("request refused route=%s status=%d code=%s", route, status, code)
+            else:
+                log.info("search answered route=%s status=%d", route, status)
+            await Response(payload, status_code=status, headers=dict(headers))(scope, receive, send)
 
-    @app.post("/deepsearch", openapi_extra=_request_body_doc())
-    async def deepsearch(request: Request) -> Response:
-        return await answer("deepsearch", request)
+        return answer
 
-    @app.post("/v1/tool/deepsearch", openapi_extra=_request_body_doc())
-    async def genie_tool(request: Request) -> Response:
-        return await answer("genie", request)
+    routes: dict[str, tuple[tuple[str, ...], Handler]] = {
+        "/deepsearch": (("POST",), streaming("deepsearch")),
+        "/v1/tool/deepsearch": (("POST",), streaming("genie")),
+    }
+    if settings.bench_routes:
+        from deepsearch_stream._bench import bench_routes
+
+        routes.update(bench_routes(heartbeat=settings.heartbeat, timeout=settings.stream_timeout))
+    app.add_middleware(StreamRoutes, routes=routes)
+    _document_stream_routes(app)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -210,13 +233,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(
             _core.metrics_text().encode(),
             headers={"content-type": _core.METRICS_CONTENT_TYPE},
-        )
-
-    if settings.bench_routes:
-        from deepsearch_stream._bench import add_bench_routes
-
-        add_bench_routes(
-            app, heartbeat=settings.heartbeat, timeout=settings.stream_timeout, respond=_sse
         )
 
     page = resources.files("deepsearch_stream").joinpath("static/index.html")

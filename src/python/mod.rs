@@ -23,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<service::PyService>()?;
     m.add_function(wrap_pyfunction!(service::metrics_text, m)?)?;
     m.add("METRICS_CONTENT_TYPE", crate::metrics::CONTENT_TYPE)?;
+    m.add("SSE_HEADERS", crate::api::SSE_HEADERS.to_vec())?;
     m.add_class::<stream::Ready>()?;
     m.add_function(wrap_pyfunction!(synthetic::synthetic_stream, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::proxy, m)?)?;
