@@ -57,3 +57,49 @@ fn sse_roundtrip_corpus() {
 fn request_parser_corpus() {
     replay("request_parser", 20, fuzz_checks::request_parser::check);
 }
+
+// --- what the fuzzer found, kept as plain tests ---
+
+/// genie-tool batches reports by `token` in every mode; in the default
+/// (general) mode the token used to be taken unchecked: 8861704 pieces per
+/// report was accepted, and 0, -1 or 2.5 silently became 5.
+#[test]
+fn genie_tool_token_is_checked_in_general_mode_too() {
+    use deepsearch_stream::api::{parse_request, Limits, Route};
+    use deepsearch_stream::deepsearch::Batching;
+
+    let parse = |body: &str| {
+        parse_request(
+            Route::GenieTool,
+            Some("application/json"),
+            body.as_bytes(),
+            &Limits::default(),
+            &[],
+        )
+    };
+    for token in ["8861704", "1000001", "0", "-1", "2.5", "1e300"] {
+        let body = format!(r#"{{"query": "q", "stream_mode": {{"token": {token}}}}}"#);
+        let error = parse(&body).unwrap_err();
+        assert_eq!(
+            (error.status, error.field.as_deref()),
+            (422, Some("stream_mode")),
+            "{body}"
+        );
+        assert!(
+            error.message.contains("token must be a whole number"),
+            "{error:?}"
+        );
+    }
+    for (token, batch) in [("1", 1), ("1000000", 1_000_000), ("3.0", 3), ("null", 5)] {
+        let body =
+            format!(r#"{{"query": "q", "streamMode": {{"mode": "general", "token": {token}}}}}"#);
+        let request = parse(&body).unwrap();
+        assert_eq!(
+            request.search.mode.batching,
+            Batching::Tokens(batch),
+            "{body}"
+        );
+    }
+    let request = parse(r#"{"query": "q", "stream_mode": "final"}"#).unwrap();
+    assert_eq!(request.search.mode.batching, Batching::Tokens(5));
+}
