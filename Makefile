@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps bench bench-quick bench-deps clean
+.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps bench bench-quick bench-deps fuzz fuzz-cmin fuzz-tools clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +64,36 @@ bench: bench-deps ## Benchmarks, full (<15 min): the four stacks side by side; w
 
 bench-quick: bench-deps ## Benchmarks, quick (<2 min): same sections, smaller sizes
 	bench/run --quick
+
+# Fuzzing (cargo-fuzz, nightly). Inputs found go to fuzz/target/new-corpus/ first: the
+# committed corpus fuzz/corpus/ only grows through `make fuzz-cmin`, minimized to one
+# input per covered edge (-use_counters=0: hit counts would keep ten times the files).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := sse_decoder sse_roundtrip request_parser
+FUZZ_NEW := fuzz/target/new-corpus
+# No sanitizer: the crate has no unsafe code, and panics (overflow included, with
+# debug assertions) are what the targets look for.
+FUZZ_BUILD_FLAGS := --debug-assertions --sanitizer none
+
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo fuzz --version >/dev/null 2>&1 || cargo +stable install cargo-fuzz --locked
+
+fuzz: fuzz-tools ## Fuzz each target for FUZZ_SECONDS (default 60) s; new inputs in fuzz/target/new-corpus/
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_NEW)/$$t; \
+		echo "== $$t: $(FUZZ_SECONDS) s"; \
+		nice cargo +nightly fuzz run $(FUZZ_BUILD_FLAGS) $$t $(FUZZ_NEW)/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 || exit 1; \
+	done
+
+fuzz-cmin: fuzz-tools ## Add what `make fuzz` found to fuzz/corpus/, then minimize it (cargo fuzz cmin)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_NEW)/$$t; \
+		cp -n $(FUZZ_NEW)/$$t/* fuzz/corpus/$$t/ 2>/dev/null || true; \
+		cargo +nightly fuzz cmin $(FUZZ_BUILD_FLAGS) $$t -- -use_counters=0 || exit 1; \
+		rm -rf $(FUZZ_NEW)/$$t; \
+	done
 
 clean: ## Remove build outputs and the venv
 	cargo clean

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::{ApiError, Limits, Route};
-use crate::deepsearch::{Batching, Request, StreamMode, DEFAULT_BATCH_TOKENS, MAX_LOOP_RANGE};
+use crate::deepsearch::{Batching, Request, StreamMode, MAX_LOOP_RANGE};
 
 /// Longest `request_id` accepted: it ends up in logs, SSE ids and storage keys.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -164,14 +164,15 @@ pub fn parse_request(
         Some(v) => StreamMode::from_value(v).map_err(ApiError::from)?,
     };
     if route == Route::GenieTool && mode.batching == Batching::General {
-        // genie-tool sends a report every `token` pieces (5 by default) in every mode.
+        // genie-tool sends a report every `token` pieces (5 by default) in every mode,
+        // so `token` is held to the token mode's rules here too (found by fuzzing: a
+        // huge token was taken as is, 0 or 2.5 silently became 5).
         let token = field(&obj, "stream_mode", "streamMode")
             .and_then(|m| m.get("token"))
-            .and_then(Value::as_u64)
-            .and_then(|t| usize::try_from(t).ok())
-            .filter(|t| *t >= 1)
-            .unwrap_or(DEFAULT_BATCH_TOKENS);
-        mode.batching = Batching::Tokens(token);
+            .and_then(Value::as_f64);
+        mode.batching = StreamMode::from_object(Some("token"), token, None)
+            .map_err(ApiError::from)?
+            .batching;
     }
     let mut wanted = Vec::new();
     match field(&obj, "search_engines", "searchEngines") {
