@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from deepsearch_stream import _core
+from deepsearch_stream._access import AccessMiddleware
 from deepsearch_stream.deepsearch import DeepSearch
 
 __all__ = ["Settings", "create_app"]  # and `app`, built on first access
@@ -58,6 +59,10 @@ class Settings:
     search_options: dict[str, Any] = field(default_factory=dict)
     # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
     bench_routes: bool = False
+    # Every route but /healthz and the page at / needs `Authorization: Bearer <key>`.
+    api_key: str | None = field(default=None, repr=False)
+    # None: no CORS headers; "*" or comma-separated origins.
+    cors_origins: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +83,8 @@ class Settings:
             heartbeat=float(_env("DEEPSEARCH_HEARTBEAT", "10") or 10),
             stream_timeout=float(_env("DEEPSEARCH_STREAM_TIMEOUT", "3600") or 3600),
             upstream=_env("DEEPSEARCH_UPSTREAM"),
+            api_key=_env("DEEPSEARCH_API_KEY"),
+            cors_origins=_env("DEEPSEARCH_CORS_ORIGINS"),
         )
 
 
@@ -100,12 +107,69 @@ class DeepSearchBody(BaseModel):
     search_engines: list[str] = Field(default_factory=list, description="also searchEngines")
 
 
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "field"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+# One event of the stream: `data` is a message envelope as JSON, "heartbeat" or "[DONE]".
+_SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}, "id": {"type": "string"}},
+}
+_REFUSALS = {
+    "400": "not JSON",
+    "401": "no valid API key (with --api-key)",
+    "413": "body over --max-body-bytes",
+    "415": "not application/json",
+    "422": "a field out of range, named in `field`",
+    "503": "over --max-streams (Retry-After) or shutting down",
+}
+
+
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with its ``#/$defs/...`` references replaced by what they name: the
+    operation's schema is embedded in the OpenAPI document, where they do not resolve."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inlined(v, defs) for v in schema]
+    return schema
+
+
 def _request_body_doc() -> dict[str, Any]:
+    body = DeepSearchBody.model_json_schema()
+    body = _inlined(body, body.pop("$defs", {}))
+    refusals = {
+        status: {"description": why, "content": {JSON: {"schema": _ERROR_SCHEMA}}}
+        for status, why in _REFUSALS.items()
+    }
     return {
         "requestBody": {
             "required": True,
-            "content": {JSON: {"schema": DeepSearchBody.model_json_schema()}},
-        }
+            "content": {JSON: {"schema": body}},
+        },
+        "responses": {
+            "200": {
+                "description": "SSE stream, or the final result as JSON with stream: false",
+                "content": {"text/event-stream": {"schema": _SSE_EVENT_SCHEMA}, JSON: {}},
+            },
+            **refusals,
+        },
     }
 
 
@@ -169,7 +233,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         service.shutdown()
 
+    access = _core.Access(api_key=settings.api_key, cors_origins=settings.cors_origins)
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
+    if access.enabled:
+        app.add_middleware(AccessMiddleware, access=access)
     app.state.service = service
     app.state.search = search
 
@@ -205,7 +272,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> Response:
         return Response(b'{"status": "ok"}', headers={"content-type": JSON})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(
             _core.metrics_text().encode(),
@@ -221,7 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     page = resources.files("deepsearch_stream").joinpath("static/index.html")
 
-    @app.get("/")
+    @app.get("/", response_class=HTMLResponse)
     async def index() -> Response:
         return Response(page.read_bytes(), headers={"content-type": "text/html; charset=utf-8"})
 
