@@ -103,48 +103,50 @@ impl App {
         self.service.upstream()
     }
 
-    /// The routes, with this app as their state.
+    /// The routes, with this app as their state, behind the access policy.
     pub fn router(&self) -> Router {
+        let routes = self.routes();
+        if !self.access.enabled() {
+            return routes;
+        }
+        // Around the whole router rather than each route: a route's own method handling
+        // would add its `Allow` to the early answers (preflights, 401s).
+        Router::new()
+            .fallback_service(routes)
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&self.access),
+                access::gate,
+            ))
+    }
+
+    fn routes(&self) -> Router {
         let base = if self.bench.is_some() {
             bench::routes()
         } else {
             Router::new()
         };
-        let router = base
-            .route(
-                Route::DeepSearch.path(),
-                with_405(post(routes::deepsearch), routes::ALLOW_POST),
-            )
-            .route(
-                Route::GenieTool.path(),
-                with_405(post(routes::genie_tool), routes::ALLOW_POST),
-            )
-            .route(
-                "/healthz",
-                with_405(get(routes::healthz), routes::ALLOW_GET),
-            )
-            .route(
-                "/metrics",
-                with_405(get(routes::metrics), routes::ALLOW_GET),
-            )
-            .route("/", with_405(get(routes::index), routes::ALLOW_GET))
-            .fallback(routes::not_found)
-            // The search routes read their bodies themselves, under `Limits.max_body_bytes`,
-            // so an oversized body gets the same 413 as from the parser.
-            .layer(DefaultBodyLimit::disable())
-            .with_state(self.clone());
-        if self.access.enabled() {
-            // Around the whole router rather than each route: a route's own method
-            // handling would add its `Allow` to the early answers (preflights, 401s).
-            Router::new()
-                .fallback_service(router)
-                .layer(middleware::from_fn_with_state(
-                    Arc::clone(&self.access),
-                    access::gate,
-                ))
-        } else {
-            router
-        }
+        base.route(
+            Route::DeepSearch.path(),
+            with_405(post(routes::deepsearch), routes::ALLOW_POST),
+        )
+        .route(
+            Route::GenieTool.path(),
+            with_405(post(routes::genie_tool), routes::ALLOW_POST),
+        )
+        .route(
+            "/healthz",
+            with_405(get(routes::healthz), routes::ALLOW_GET),
+        )
+        .route(
+            "/metrics",
+            with_405(get(routes::metrics), routes::ALLOW_GET),
+        )
+        .route("/", with_405(get(routes::index), routes::ALLOW_GET))
+        .fallback(routes::not_found)
+        // The search routes read their bodies themselves, under `Limits.max_body_bytes`,
+        // so an oversized body gets the same 413 as from the parser.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(self.clone())
     }
 
     /// Serves on `listener` until `stop` resolves, then shuts down gracefully within
