@@ -491,3 +491,50 @@ async def test_server_data_is_rendered_as_text(page: Page, standin: str) -> None
     assert sorted(hrefs) == ["#source-1", "https://ok.example/%3Cb%3E"]
     await expect(page.locator("#rounds")).to_contain_text('<img src=x onerror="window.pwned=1">')
     await expect(page.locator("#sources")).to_contain_text("<b>s</b>")
+
+
+# --- with an API key (the real servers) -----------------------------------------------
+
+PAGE_KEY = "page-key-1"
+
+
+@pytest.mark.parametrize("server_backend", ["fastapi", "axum"])
+async def test_page_sends_the_api_key_from_the_fragment_or_a_prompt(
+    page: Page, corpus: Path, tmp_path: Path, server_backend: str
+) -> None:
+    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--api-key", PAGE_KEY]
+    with running(server_backend, args) as server:
+        prompts: list[str] = []
+        searches: list[tuple[int, str | None]] = []
+
+        async def answer(dialog: Any) -> None:
+            prompts.append(dialog.message)
+            await dialog.accept(PAGE_KEY)
+
+        async def record(response: Any) -> None:
+            if response.url.endswith("/deepsearch"):
+                sent = await response.request.header_value("authorization")
+                searches.append((response.status, sent))
+
+        async def run_search() -> None:
+            async with page.expect_response(lambda r: r.url.endswith("/deepsearch")):
+                await page.get_by_role("button", name="Search").click()
+            await expect(page.locator("body")).to_have_attribute("data-state", "finished")
+
+        page.on("dialog", answer)
+        page.on("response", record)
+        # A wrong key in the fragment: refused, asked for, then the search runs.
+        await page.goto(server.url + "/#key=wrong")
+        assert "key=" not in page.url, "the key leaves the address bar"
+        await page.get_by_label("Question").fill(QUESTION)
+        await run_search()
+        assert prompts == ["The API key was refused. API key:"]
+        assert searches == [(401, "Bearer wrong"), (200, f"Bearer {PAGE_KEY}")]
+        # The key is kept for the tab: the next search asks nothing.
+        await run_search()
+        assert len(prompts) == 1 and searches[2:] == [(200, f"Bearer {PAGE_KEY}")]
+        # No key at all: asked for on the first 401.
+        await page.evaluate("sessionStorage.clear()")
+        await run_search()
+        assert prompts[1:] == ["This service needs an API key:"]
+        assert searches[3:] == [(401, None), (200, f"Bearer {PAGE_KEY}")]

@@ -63,12 +63,15 @@ def _parse(raw: bytes) -> dict[str, Any] | str:
         return f"body is not JSON: {e}"
     if not isinstance(body, dict):
         return "body must be a JSON object"
-    rid = body.get("id") or uuid.uuid4().hex
+    rid = body.get("id")
+    if rid is None:
+        rid = uuid.uuid4().hex
     count = body.get("count")
     payload = body.get("payload_bytes", 200)
     interval = body.get("interval_ms", 0)
-    if not isinstance(rid, str) or len(rid) > 128:
-        return "id must be a string of at most 128 characters"
+    # The same check as every other route's request id: it becomes the SSE ids.
+    if not isinstance(rid, str) or not _core.valid_request_id(rid):
+        return "id must be 1 to 128 characters from A-Z a-z 0-9 . _ : -"
     if count is not None and (not isinstance(count, int) or count < 0):
         return "count must be a non-negative integer or null"
     if not isinstance(payload, int) or not 0 <= payload <= MAX_PAYLOAD:

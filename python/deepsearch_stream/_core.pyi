@@ -299,6 +299,41 @@ class Service:
         """End every open stream, and every one started from now on, with an ``error``
         message of code ``shutdown`` and ``[DONE]``; returns how many were open."""
 
+@final
+class Access:
+    """The API key and CORS policy both servers put in front of every route.
+
+    ``api_key``: every path but ``/healthz`` and the page at ``/`` needs
+    ``Authorization: Bearer <key>`` (compared in constant time); an empty key raises
+    ``ConfigError``. ``cors_origins``: ``None`` for no CORS headers at all, ``"*"`` or a
+    comma-separated list of origins; a malformed origin raises ``ConfigError``.
+    """
+
+    def __new__(cls, *, api_key: str | None = None, cors_origins: str | None = None) -> Access: ...
+    @property
+    def enabled(self) -> bool:
+        """Whether a key or CORS is configured at all."""
+    def check(
+        self,
+        method: str,
+        path: str,
+        authorization: bytes | None = None,
+        origin: bytes | None = None,
+        request_method: bytes | None = None,
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """The answer to give instead of routing, or ``None`` to route the request.
+
+        ``path`` is the raw path (not percent-decoded); the headers are raw bytes
+        (``request_method`` is ``Access-Control-Request-Method``). The answer is a CORS
+        preflight's 204, its 403 for an origin not allowed, or a 401 with
+        ``WWW-Authenticate: Bearer`` and a JSON error body.
+        """
+    def response_headers(self, origin: bytes | None = None) -> list[tuple[str, str]]:
+        """CORS headers to add to a routed response for a request from ``origin``."""
+
+def valid_request_id(request_id: str) -> bool:
+    """Whether ``request_id`` is 1 to 128 characters from ``A-Z a-z 0-9 . _ : -``."""
+
 METRICS_CONTENT_TYPE: str
 #: The headers every stream is sent with (``content-type``, ``cache-control``,
 #: ``x-accel-buffering``), as the axum server sends them.

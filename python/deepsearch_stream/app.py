@@ -21,10 +21,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from deepsearch_stream import _core
+from deepsearch_stream._access import AccessMiddleware
 from deepsearch_stream._stream_routes import Handler, StreamRoutes, header, read_capped
 from deepsearch_stream.deepsearch import DeepSearch
 from deepsearch_stream.response import EventStreamResponse
@@ -59,6 +60,10 @@ class Settings:
     search_options: dict[str, Any] = field(default_factory=dict)
     # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
     bench_routes: bool = False
+    # Every route but /healthz and the page at / needs `Authorization: Bearer <key>`.
+    api_key: str | None = field(default=None, repr=False)
+    # None: no CORS headers; "*" or comma-separated origins.
+    cors_origins: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -79,6 +84,8 @@ class Settings:
             heartbeat=float(_env("DEEPSEARCH_HEARTBEAT", "10") or 10),
             stream_timeout=float(_env("DEEPSEARCH_STREAM_TIMEOUT", "3600") or 3600),
             upstream=_env("DEEPSEARCH_UPSTREAM"),
+            api_key=_env("DEEPSEARCH_API_KEY"),
+            cors_origins=_env("DEEPSEARCH_CORS_ORIGINS"),
         )
 
 
@@ -101,6 +108,72 @@ class DeepSearchBody(BaseModel):
     search_engines: list[str] = Field(default_factory=list, description="also searchEngines")
 
 
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "field"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+# One event of the stream: `data` is a message envelope as JSON, "heartbeat" or "[DONE]".
+_SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}, "id": {"type": "string"}},
+}
+_REFUSALS = {
+    "400": "not JSON",
+    "401": "no valid API key (with --api-key)",
+    "413": "body over --max-body-bytes",
+    "415": "not application/json",
+    "422": "a field out of range, named in `field`",
+    "503": "over --max-streams (Retry-After) or shutting down",
+}
+
+
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with its ``#/$defs/...`` references replaced by what they name: the
+    operation's schema is embedded in the OpenAPI document, where they do not resolve."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inlined(v, defs) for v in schema]
+    return schema
+
+
+def _request_body_doc() -> dict[str, Any]:
+    body = DeepSearchBody.model_json_schema()
+    body = _inlined(body, body.pop("$defs", {}))
+    refusals = {
+        status: {"description": why, "content": {JSON: {"schema": _ERROR_SCHEMA}}}
+        for status, why in _REFUSALS.items()
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": body}},
+        },
+        "responses": {
+            "200": {
+                "description": "SSE stream, or the final result as JSON with stream: false",
+                "content": {"text/event-stream": {"schema": _SSE_EVENT_SCHEMA}, JSON: {}},
+            },
+            **refusals,
+        },
+    }
+
+
 def _document_stream_routes(app: FastAPI) -> None:
     """Adds the streaming routes, served by ``StreamRoutes`` rather than by FastAPI's
     router, to the OpenAPI schema."""
@@ -110,13 +183,6 @@ def _document_stream_routes(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        schemas["DeepSearchBody"] = DeepSearchBody.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        for name, model_schema in schemas["DeepSearchBody"].pop("$defs", {}).items():
-            schemas[name] = model_schema
-        error = {"description": "refused", "content": {JSON: {"schema": {"type": "object"}}}}
         for path, summary in (
             ("/deepsearch", "Deepsearch"),
             ("/v1/tool/deepsearch", "Genie Tool"),
@@ -125,23 +191,7 @@ def _document_stream_routes(app: FastAPI) -> None:
                 "post": {
                     "summary": summary,
                     "operationId": summary.lower().replace(" ", "_") + "_post",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            JSON: {"schema": {"$ref": "#/components/schemas/DeepSearchBody"}}
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "the search's messages as Server-Sent Events",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                        },
-                        "400": error,
-                        "413": error,
-                        "415": error,
-                        "422": error,
-                        "503": error,
-                    },
+                    **_request_body_doc(),
                 }
             }
         app.openapi_schema = schema
@@ -186,6 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         service.shutdown()
 
+    access = _core.Access(api_key=settings.api_key, cors_origins=settings.cors_origins)
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
     app.state.service = service
     app.state.search = search
@@ -223,12 +274,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes.update(bench_routes(heartbeat=settings.heartbeat, timeout=settings.stream_timeout))
     app.add_middleware(StreamRoutes, routes=routes)
     _document_stream_routes(app)
+    # Added last, so it is the outer one: the key and CORS apply to the streaming routes too.
+    if access.enabled:
+        app.add_middleware(AccessMiddleware, access=access)
 
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response(b'{"status": "ok"}', headers={"content-type": JSON})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(
             _core.metrics_text().encode(),
@@ -237,7 +291,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     page = resources.files("deepsearch_stream").joinpath("static/index.html")
 
-    @app.get("/")
+    @app.get("/", response_class=HTMLResponse)
     async def index() -> Response:
         return Response(page.read_bytes(), headers={"content-type": "text/html; charset=utf-8"})
 

@@ -64,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         help="add the bench-only routes of bench/CONTRACT.md (/bench/stream, /bench/idle, "
         "/bench/producer); off by default",
     )
+    serve.add_argument(
+        "--api-key",
+        default=_env("DEEPSEARCH_API_KEY"),
+        help="require 'Authorization: Bearer <key>' on every route but /healthz and the page "
+        "at / (env DEEPSEARCH_API_KEY)",
+    )
+    serve.add_argument(
+        "--cors-origins",
+        default=_env("DEEPSEARCH_CORS_ORIGINS"),
+        help="origins allowed to call from a browser: comma-separated, or *; "
+        "none: no CORS headers at all",
+    )
     return parser
 
 
@@ -83,6 +95,8 @@ def _settings(args: argparse.Namespace) -> Any:
         stream_timeout=args.stream_timeout if args.stream_timeout > 0 else None,
         upstream=args.upstream,
         bench_routes=args.bench_routes,
+        api_key=args.api_key,
+        cors_origins=args.cors_origins,
     )
 
 
@@ -104,7 +118,13 @@ def serve(args: argparse.Namespace) -> int:
     from deepsearch_stream.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    app = create_app(_settings(args))
+    from deepsearch_stream import _core
+
+    try:
+        app = create_app(_settings(args))
+    except _core.ConfigError as e:
+        print(f"deepsearch-stream: {e}", file=sys.stderr)
+        return 2
     service = app.state.service
 
     sock = socket.create_server((args.host, args.port))

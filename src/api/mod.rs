@@ -5,6 +5,9 @@
 //! The FastAPI service and the axum server are thin faces over this module, so their
 //! status codes, error bodies and bytes agree by construction.
 
+mod access;
+mod auth;
+mod cors;
 mod genie;
 mod open_streams;
 mod request;
@@ -12,6 +15,9 @@ mod service;
 
 use serde::Serialize;
 
+pub use access::{Access, AccessError, EarlyAnswer, RequestHead};
+pub use auth::{Auth, PUBLIC_PATHS};
+pub use cors::Cors;
 pub use genie::{GenieFormat, GenieSink};
 pub use open_streams::{OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
 pub use request::{
@@ -153,11 +159,17 @@ impl ApiError {
         out
     }
 
-    /// Headers beyond the content type (`Retry-After`).
+    /// Headers beyond the content type: `Retry-After`, and the `WWW-Authenticate`
+    /// challenge every 401 must carry.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        self.retry_after
-            .map(|s| vec![("retry-after", s.to_string())])
-            .unwrap_or_default()
+        let mut headers = Vec::new();
+        if let Some(s) = self.retry_after {
+            headers.push(("retry-after", s.to_string()));
+        }
+        if self.status == 401 {
+            headers.push(("www-authenticate", "Bearer".to_string()));
+        }
+        headers
     }
 }
 

@@ -4,6 +4,7 @@
 // pyclasses are opaque handles; their Python repr is what users see.
 #![allow(missing_debug_implementations)]
 
+mod access;
 mod deepsearch;
 mod errors;
 mod json;
@@ -21,6 +22,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyEventStream>()?;
     m.add_class::<deepsearch::PyDeepSearch>()?;
     m.add_class::<service::PyService>()?;
+    m.add_class::<access::PyAccess>()?;
+    m.add_function(wrap_pyfunction!(access::valid_request_id, m)?)?;
     m.add_function(wrap_pyfunction!(service::metrics_text, m)?)?;
     m.add("METRICS_CONTENT_TYPE", crate::metrics::CONTENT_TYPE)?;
     m.add("SSE_HEADERS", crate::api::SSE_HEADERS.to_vec())?;

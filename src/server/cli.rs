@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::config::{ConfigError, ServerConfig};
-use crate::api::Limits;
+use crate::api::{Access, Limits};
 use crate::deepsearch::{Locale, Settings};
 use crate::llm::LlmOptions;
 use crate::search::{ApiKey, EngineConfig};
@@ -81,6 +81,14 @@ pub struct Args {
     /// Serve the bench-only routes of bench/CONTRACT.md (off by default).
     #[arg(long)]
     pub bench_routes: bool,
+    /// Require `Authorization: Bearer <key>` on every route but /healthz and the page at /
+    /// (never printed).
+    #[arg(long, env = "DEEPSEARCH_API_KEY", hide_env_values = true, value_parser = parse_key)]
+    pub api_key: Option<ApiKey>,
+    /// Origins allowed to call the service from a browser: comma-separated
+    /// (https://app.example,http://localhost:3000) or *; none: no CORS headers at all.
+    #[arg(long, env = "DEEPSEARCH_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
 }
 
 fn parse_key(raw: &str) -> Result<ApiKey, std::convert::Infallible> {
@@ -122,6 +130,7 @@ impl Args {
                 )));
             }
         }
+        let access = Access::new(self.api_key, self.cors_origins.as_deref())?;
         Ok(ServerConfig {
             host: self.host,
             port: self.port,
@@ -155,6 +164,7 @@ impl Args {
             shutdown_timeout: self.shutdown_timeout,
             upstream: self.upstream,
             bench_routes: self.bench_routes,
+            access,
         })
     }
 }
@@ -210,6 +220,28 @@ mod tests {
     }
 
     #[test]
+    fn access_flags() {
+        let config = parse(&[
+            "--api-key",
+            "k-secret",
+            "--cors-origins",
+            "https://a.example",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert!(config.access.enabled());
+        assert!(!format!("{config:?}").contains("k-secret"));
+        assert!(!parse(&[]).unwrap().into_config().unwrap().access.enabled());
+        let empty = parse(&["--api-key", " "]).unwrap().into_config();
+        assert!(matches!(empty, Err(ConfigError::Access(_))));
+        let bad = parse(&["--cors-origins", "a.example"])
+            .unwrap()
+            .into_config();
+        assert!(bad.unwrap_err().to_string().contains("a.example"));
+    }
+
+    #[test]
     fn the_key_value_is_never_shown_in_help() {
         let command = <Args as clap::CommandFactory>::command();
         let key = command
@@ -217,6 +249,11 @@ mod tests {
             .find(|a| a.get_id() == "llm_api_key")
             .unwrap();
         assert!(key.is_hide_env_values_set());
+        let api_key = command
+            .get_arguments()
+            .find(|a| a.get_id() == "api_key")
+            .unwrap();
+        assert!(api_key.is_hide_env_values_set());
         let help = command.clone().render_long_help().to_string();
         assert!(help.contains("DEEPSEARCH_LLM_API_KEY"));
         assert!(help.contains("DEEPSEARCH_MAX_STREAMS"));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::api::{Limits, Service};
+use crate::api::{Access, AccessError, Limits, Service};
 use crate::deepsearch::{DeepSearch, DeepSearchError, Settings};
 use crate::llm::{LlmError, LlmOptions};
 use crate::search::EngineConfig;
@@ -17,6 +17,8 @@ pub enum ConfigError {
     DeepSearch(#[from] DeepSearchError),
     #[error("stream settings: {0}")]
     Stream(#[from] StreamError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -43,6 +45,8 @@ pub struct ServerConfig {
     pub upstream: Option<String>,
     /// Serve the bench-only routes of `bench/CONTRACT.md`.
     pub bench_routes: bool,
+    /// The API key every route but the public ones needs, and the CORS policy.
+    pub access: Access,
 }
 
 /// `--shutdown-timeout` when not given.
@@ -62,6 +66,7 @@ impl Default for ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             upstream: None,
             bench_routes: false,
+            access: Access::default(),
         }
     }
 }

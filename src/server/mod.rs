@@ -3,7 +3,8 @@
 //!
 //! Routes: `POST /deepsearch` and `POST /v1/tool/deepsearch` (a stream or a JSON reply),
 //! `GET /healthz`, `GET /metrics`, `GET /` (the static page); anything else is a JSON
-//! 404, a served path asked with another method a JSON 405 with `Allow`.
+//! 404, a served path asked with another method a JSON 405 with `Allow`. In front of
+//! them all, [`Access`]: the API key (`--api-key`) and CORS (`--cors-origins`).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -16,6 +17,7 @@
 //! # }
 //! ```
 
+mod access;
 mod bench;
 mod cli;
 mod config;
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
+use axum::middleware;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -37,13 +40,14 @@ pub use config::{ConfigError, ServerConfig};
 pub use routes::{error_response, stream_response, HTML_CONTENT_TYPE, INDEX_HTML};
 pub use shutdown::signal;
 
-use crate::api::{OpenStreams, Route, Service};
+use crate::api::{Access, OpenStreams, Route, Service};
 
 /// What every handler shares: the search service and the streams it is serving.
 #[derive(Debug, Clone)]
 pub struct App {
     service: Service,
     bench: Option<Arc<bench::Producers>>,
+    access: Arc<Access>,
 }
 
 impl App {
@@ -52,6 +56,7 @@ impl App {
         App {
             service,
             bench: None,
+            access: Arc::default(),
         }
     }
 
@@ -62,12 +67,18 @@ impl App {
         if config.bench_routes {
             app = app.with_bench_routes();
         }
-        Ok(app)
+        Ok(app.with_access(config.access.clone()))
     }
 
     /// Adds the bench-only routes of `bench/CONTRACT.md`.
     pub fn with_bench_routes(mut self) -> Self {
         self.bench = Some(Arc::default());
+        self
+    }
+
+    /// Puts the API key and CORS policy in front of every route.
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = Arc::new(access);
         self
     }
 
@@ -92,8 +103,23 @@ impl App {
         self.service.upstream()
     }
 
-    /// The routes, with this app as their state.
+    /// The routes, with this app as their state, behind the access policy.
     pub fn router(&self) -> Router {
+        let routes = self.routes();
+        if !self.access.enabled() {
+            return routes;
+        }
+        // Around the whole router rather than each route: a route's own method handling
+        // would add its `Allow` to the early answers (preflights, 401s).
+        Router::new()
+            .fallback_service(routes)
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&self.access),
+                access::gate,
+            ))
+    }
+
+    fn routes(&self) -> Router {
         let base = if self.bench.is_some() {
             bench::routes()
         } else {
