@@ -8,6 +8,7 @@
 mod genie;
 mod open_streams;
 mod request;
+mod resume;
 mod service;
 
 use serde::Serialize;
@@ -17,6 +18,7 @@ pub use open_streams::{OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
 pub use request::{
     new_request_id, parse_request, valid_request_id, SearchRequest, MAX_REQUEST_ID_CHARS,
 };
+pub use resume::{last_event_id, query_to_body, ABANDONED_CODE, MAX_LAST_EVENT_ID};
 pub use service::{Reply, Service, StreamPermit};
 
 use crate::deepsearch::DeepSearchError;
