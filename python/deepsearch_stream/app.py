@@ -34,6 +34,9 @@ __all__ = ["Settings", "create_app"]  # and `app`, built on first access
 log = logging.getLogger("deepsearch_stream")
 
 JSON = "application/json"
+# Seconds an open stream has, once shutdown begins, to deliver its `shutdown` error and
+# [DONE]; within uvicorn's own graceful-shutdown timeout (--shutdown-timeout, 10 s).
+SHUTDOWN_GRACE = 2.0
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -185,12 +188,22 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _sse(stream: _core.EventStream, headers: list[tuple[str, str]]) -> Response:
+def _sse(
+    stream: _core.EventStream, headers: list[tuple[str, str]], shutdown_grace: float = 0.0
+) -> Response:
     # The core's stream already holds ids, heartbeats and [DONE]: no pings of
     # sse-starlette's own, and its defaults replaced by the contract's headers.
     # Closing it once the response is over (finished, or the client left) stops its
     # producer now, not when the garbage collector gets to the response.
-    response = EventSourceResponse(stream, ping=0, background=BackgroundTask(stream.close))
+    # `shutdown_grace`: on shutdown, sse-starlette cuts streams at once unless given
+    # time; the core ends each search's stream with `shutdown` and [DONE] itself, which
+    # then has to pass through the replay log before it reaches this response.
+    response = EventSourceResponse(
+        stream,
+        ping=0,
+        background=BackgroundTask(stream.close),
+        shutdown_grace_period=shutdown_grace,
+    )
     del response.headers["connection"]
     for name, value in headers:
         response.headers[name] = value
@@ -247,7 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # a key (a refusal's message may quote the body, so it is not logged either).
         if isinstance(payload, _core.EventStream):
             log.info("search streaming route=%s request_id=%s", route, payload.request_id)
-            return _sse(payload, headers)
+            return _sse(payload, headers, shutdown_grace=SHUTDOWN_GRACE)
         if status >= 400:
             try:
                 code = json.loads(payload)["error"]["code"]
@@ -262,7 +275,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def deepsearch(request: Request) -> Response:
         return await answer("deepsearch", request)
 
-    @app.get("/deepsearch", openapi_extra=_query_doc())
+    # HEAD too, as the axum server answers it (and names it in 405's Allow).
+    @app.api_route("/deepsearch", methods=["GET", "HEAD"], openapi_extra=_query_doc())
     async def deepsearch_get(request: Request) -> Response:
         return await answer("deepsearch", request)
 
@@ -306,7 +320,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 m
                 for r in app.routes
                 if isinstance(r, APIRoute) and r.path == request.url.path
-                for m in r.methods
+                for m in r.methods or ()
             }
             allow = ", ".join(sorted(methods)) or (exc.headers or {}).get("Allow", "")
             message = (

@@ -68,8 +68,9 @@ struct Log {
 }
 
 impl Log {
-    /// Drops frames the attached reader has passed until `need` more bytes fit under
-    /// `limit` (counting `bytes_of` as this log's usage). Returns the bytes freed.
+    /// Drops frames the attached reader has passed, oldest first, until `fits(freed)`
+    /// says enough is freed. Returns the bytes freed. A log without a reader keeps
+    /// everything: its client may come back from any point.
     fn trim_passed(&mut self, mut fits: impl FnMut(usize) -> bool) -> usize {
         let Some((_, cursor)) = self.reader else {
             return 0;
