@@ -1,6 +1,8 @@
 //! The HTTP contract both servers serve, minus the HTTP: request parsing and checks,
 //! error bodies with their status codes, stream headers, limits, the genie-tool message
 //! shapes, and [`Service`], which turns a request into a stream or a JSON reply.
+//! Streams are logged for resuming with `Last-Event-ID` (`resume.rs`, over
+//! [`crate::replay`]); what a resume gets is decided here, never in a face.
 //!
 //! The FastAPI service and the axum server are thin faces over this module, so their
 //! status codes, error bodies and bytes agree by construction.

@@ -56,7 +56,8 @@ pub fn error_response(error: &ApiError) -> Response {
 }
 
 /// 200 with exactly the SSE headers and `stream` as the body. Dropping the body (the
-/// client went away) drops the stream, which cancels its search.
+/// client went away) drops the stream: a search's connection detaches from its replay
+/// log, and the search stops unless the client resumes within the linger time.
 pub fn stream_response(stream: EventStream) -> Response {
     let mut res = Response::new(Body::from_stream(stream.map(Ok::<Bytes, Infallible>)));
     let headers = res.headers_mut();
