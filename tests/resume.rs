@@ -180,14 +180,24 @@ fn raw_frames(body: &[u8]) -> Vec<Bytes> {
         .collect()
 }
 
-/// Reads whole frames until `n` of them have ids; returns their bytes.
+/// Reads until `n` frames with ids arrived; returns the bytes up to the end of the n-th
+/// (what a client saw before its connection broke: chunks may hold more).
 async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while frames(&out).iter().filter(|(id, _)| !id.is_empty()).count() < n {
         let chunk = stream.next().await.expect("the stream ended too early");
         out.extend_from_slice(&chunk);
     }
-    out
+    let mut kept = Vec::new();
+    let mut numbered = 0;
+    for frame in raw_frames(&out) {
+        if numbered == n {
+            break;
+        }
+        numbered += usize::from(frame.starts_with(b"id: "));
+        kept.extend_from_slice(&frame);
+    }
+    kept
 }
 
 fn without_times(data: &str) -> Value {

@@ -19,8 +19,7 @@ use futures::StreamExt;
 
 use super::service::StreamPermit;
 use super::ApiError;
-use crate::message::{Envelope, ErrorData};
-use crate::replay::{Entry, LogReader, LogWriter, ReplayError};
+use crate::replay::{error_frame, Entry, LogReader, LogWriter, ReplayError};
 use crate::stream::{EventStream, FrameId, StreamConfig, DONE_FRAME};
 
 /// Largest `Last-Event-ID` accepted (ids are 1, 2, ... per stream).
@@ -96,17 +95,6 @@ pub fn query_to_body(query: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::Value::Object(obj)).unwrap_or_default()
 }
 
-/// An `error` frame body `{"message", "code"}` (`isFinal: true`), as a stream ends with.
-pub(crate) fn error_frame(request_id: &str, message: &str, code: &str) -> Vec<u8> {
-    let data = ErrorData { message, code };
-    let env = Envelope::new("error", &data, request_id).is_final(Some(true));
-    let mut body = b"data: ".to_vec();
-    // ErrorData holds only strings: encoding cannot fail.
-    let _ = env.write_json(&mut body);
-    body.extend_from_slice(b"\n\n");
-    body
-}
-
 /// The settings of a search's own stream, whose only reader is the recorder: one frame
 /// per chunk (so each is logged with its id) and no heartbeats (connections make their own).
 pub(crate) fn recorded_config(config: &StreamConfig) -> StreamConfig {
@@ -150,6 +138,7 @@ pub(crate) async fn record(
     request_id: Arc<str>,
     permit: StreamPermit,
 ) {
+    // The last id logged.
     let mut last_id = 0;
     let unattended = writer.unattended();
     tokio::pin!(unattended);
@@ -171,7 +160,6 @@ pub(crate) async fn record(
             tracing::warn!(request_id = %request_id, "unnumbered frame not logged");
             continue;
         };
-        last_id = id;
         tokio::select! {
             appended = writer.append(id, body) => {
                 if appended.is_err() {
@@ -179,7 +167,10 @@ pub(crate) async fn record(
                     search.close();
                     return;
                 }
+                last_id = id;
             }
+            // The frame waiting for room is not logged: the `abandoned` error takes its
+            // id, so the log has no gap.
             () = &mut unattended => break true,
         }
     };

@@ -401,6 +401,31 @@ impl LogWriter for MemoryWriter {
     }
 }
 
+impl Drop for MemoryWriter {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        let Ok(log) = log_of(&mut st, &self.key, self.generation) else {
+            return;
+        };
+        if log.done {
+            return;
+        }
+        log.done = true;
+        log.changed.notify_waiters();
+        let id = log.frames.back().map_or(log.trimmed_through, |(id, _)| *id) + 1;
+        let message = "the search stopped before it could end its stream";
+        let body = super::error_frame(&self.key, message, INTERRUPTED_CODE);
+        st.push(&self.key, id, Bytes::from(body));
+        st.ended
+            .push_back((Instant::now(), Arc::clone(&self.key), self.generation));
+        drop(st);
+        self.shared.space.notify_waiters();
+    }
+}
+
+/// `code` of the `error` ending a log whose writer vanished without ending it.
+pub const INTERRUPTED_CODE: &str = "interrupted";
+
 #[derive(Debug)]
 struct MemoryReader {
     shared: Arc<Shared>,

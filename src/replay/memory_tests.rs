@@ -252,3 +252,22 @@ fn configs_are_checked() {
     };
     assert!(inverted.validate().is_err());
 }
+
+#[tokio::test]
+async fn a_writer_dropped_before_the_end_ends_its_log_with_an_error() {
+    let store = MemoryStore::new(config());
+    let writer = store.create("r").await.unwrap();
+    writer.append(1, frame(1, 10)).await.unwrap();
+    let mut reader = store.attach("r", 0).await.unwrap();
+    drop(writer);
+    assert!(matches!(
+        reader.next().await,
+        Ok(Entry::Frame { id: 1, .. })
+    ));
+    let Ok(Entry::Frame { id: 2, body }) = reader.next().await else {
+        panic!("expected the error frame");
+    };
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains(r#""code": "interrupted""#), "{text}");
+    assert_eq!(reader.next().await, Ok(Entry::Done));
+}

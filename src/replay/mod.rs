@@ -22,6 +22,20 @@ use futures::future::BoxFuture;
 
 pub use memory::MemoryStore;
 
+use crate::message::{Envelope, ErrorData};
+
+/// An `error` frame body `{"message", "code"}` (`isFinal: true`) as a stream ends with,
+/// without its `id:` line.
+pub fn error_frame(request_id: &str, message: &str, code: &str) -> Vec<u8> {
+    let data = ErrorData { message, code };
+    let env = Envelope::new("error", &data, request_id).is_final(Some(true));
+    let mut body = b"data: ".to_vec();
+    // ErrorData holds only strings: encoding cannot fail.
+    let _ = env.write_json(&mut body);
+    body.extend_from_slice(b"\n\n");
+    body
+}
+
 /// What a reader gets next from a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -123,7 +137,8 @@ pub trait ReplayStore: Send + Sync + fmt::Debug {
     fn config(&self) -> &ReplayConfig;
 }
 
-/// Appends to one log.
+/// Appends to one log. Dropped before [`finish`](LogWriter::finish) (its task was
+/// aborted), it ends the log with an `error` (code `interrupted`) so no reader waits forever.
 pub trait LogWriter: Send + fmt::Debug {
     /// Appends a frame, waiting while the budgets leave no room for it (backpressure:
     /// the producer slows down, nothing is dropped).
