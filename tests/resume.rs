@@ -180,14 +180,20 @@ fn raw_frames(body: &[u8]) -> Vec<Bytes> {
         .collect()
 }
 
-/// Reads until `n` frames with ids arrived; returns the bytes up to the end of the n-th
-/// (what a client saw before its connection broke: chunks may hold more).
-async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
+/// Reads chunks until `n` frames with ids arrived; returns all bytes read.
+async fn read_at_least(stream: &mut EventStream, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while frames(&out).iter().filter(|(id, _)| !id.is_empty()).count() < n {
         let chunk = stream.next().await.expect("the stream ended too early");
         out.extend_from_slice(&chunk);
     }
+    out
+}
+
+/// Reads until `n` frames with ids arrived; returns the bytes up to the end of the n-th
+/// (what a client saw before its connection broke: chunks may hold more).
+async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
+    let out = read_at_least(stream, n).await;
     let mut kept = Vec::new();
     let mut numbered = 0;
     for frame in raw_frames(&out) {
@@ -369,7 +375,7 @@ async fn shutdown_ends_the_log_which_stays_resumable() {
     let (hangs, service) = hanging_service(Duration::from_secs(60));
     let body = r#"{"query": "What is Tokio?", "request_id": "stop"}"#;
     let mut live = open(&service, body, None).await;
-    let mut seen = read_frames(&mut live, 1).await;
+    let mut seen = read_at_least(&mut live, 1).await;
     tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
         .await
         .unwrap();
