@@ -11,6 +11,7 @@ pub mod llm;
 pub mod message;
 pub mod metrics;
 pub mod proxy;
+pub mod replay;
 pub mod search;
 #[cfg(feature = "server")]
 pub mod server;

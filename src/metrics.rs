@@ -35,6 +35,11 @@ pub struct Metrics {
     request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     engine_calls: Family<Labels, Counter>,
     engine_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    replay_logs: Gauge,
+    replay_bytes: Gauge,
+    replay_evictions: Counter,
+    replay_trimmed: Counter,
+    resumes: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -51,6 +56,11 @@ impl Metrics {
             request_seconds: Family::new_with_constructor(latency_histogram),
             engine_calls: Family::default(),
             engine_seconds: Family::new_with_constructor(latency_histogram),
+            replay_logs: Gauge::default(),
+            replay_bytes: Gauge::default(),
+            replay_evictions: Counter::default(),
+            replay_trimmed: Counter::default(),
+            resumes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -95,6 +105,31 @@ impl Metrics {
             "Search engine call latency, by engine",
             m.engine_seconds.clone(),
         );
+        registry.register(
+            "replay_logs",
+            "Replay logs held (live and ended)",
+            m.replay_logs.clone(),
+        );
+        registry.register(
+            "replay_bytes",
+            "Bytes held by replay logs",
+            m.replay_bytes.clone(),
+        );
+        registry.register(
+            "replay_evictions",
+            "Ended replay logs evicted before their time to make room",
+            m.replay_evictions.clone(),
+        );
+        registry.register(
+            "replay_trimmed_frames",
+            "Frames already delivered dropped from live replay logs to make room",
+            m.replay_trimmed.clone(),
+        );
+        registry.register(
+            "resumes",
+            "Reconnections with Last-Event-ID, by outcome (resumed, expired)",
+            m.resumes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -136,6 +171,45 @@ impl Metrics {
         self.engine_seconds
             .get_or_create(&vec![("engine", engine.to_string())])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A replay log was created.
+    pub fn replay_log_added(&self) {
+        self.replay_logs.inc();
+    }
+
+    /// A replay log holding `bytes` was dropped (expired, evicted or replaced).
+    pub fn replay_log_removed(&self, bytes: usize) {
+        self.replay_logs.dec();
+        self.replay_bytes_freed(bytes);
+    }
+
+    /// An ended replay log was evicted before its time, for room.
+    pub fn replay_log_evicted(&self) {
+        self.replay_evictions.inc();
+    }
+
+    /// A delivered frame was dropped from a live replay log, for room.
+    pub fn replay_frame_trimmed(&self) {
+        self.replay_trimmed.inc();
+    }
+
+    pub fn replay_bytes_added(&self, bytes: usize) {
+        self.replay_bytes
+            .inc_by(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn replay_bytes_freed(&self, bytes: usize) {
+        self.replay_bytes
+            .dec_by(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A client came back with `Last-Event-ID`: resumed, or told its stream expired.
+    pub fn resume(&self, resumed: bool) {
+        let outcome = if resumed { "resumed" } else { "expired" };
+        self.resumes
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
     }
 
     /// The whole registry in the Prometheus text format (`text/plain; version=0.0.4`).

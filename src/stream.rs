@@ -178,6 +178,17 @@ enum HookKind {
     Error,
 }
 
+/// How a queued frame is numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameId {
+    /// The stream's next id.
+    Auto,
+    /// This id (a frame replayed from a log keeps its own); numbering continues after it.
+    Given(u64),
+    /// No `id:` line: the frame does not move the client's `Last-Event-ID`.
+    Unnumbered,
+}
+
 struct Frame {
     id: Option<u64>,
     body: Vec<u8>,
@@ -320,7 +331,10 @@ impl Shared {
         }
     }
 
-    fn try_push(&self, body: Vec<u8>) -> Result<TrySend, StreamError> {
+    /// Queues `body` under `id`: `Auto` numbers it, `Given` keeps the id of a frame
+    /// replayed from elsewhere (later numbering continues after it), `Unnumbered` sends it
+    /// without an id line.
+    fn try_push(&self, id: FrameId, body: Vec<u8>) -> Result<TrySend, StreamError> {
         let mut wake = Wake::default();
         let result = {
             let mut st = self.lock();
@@ -333,12 +347,18 @@ impl Shared {
             {
                 Ok(TrySend::Full(body))
             } else {
-                let id = st.next_id;
-                st.next_id += 1;
+                let id = match id {
+                    FrameId::Auto => Some(st.next_id),
+                    FrameId::Given(id) => Some(id),
+                    FrameId::Unnumbered => None,
+                };
+                if let Some(id) = id {
+                    st.next_id = id + 1;
+                }
                 st.pending_bytes += body.len();
-                st.queue.push_back(Frame { id: Some(id), body });
+                st.queue.push_back(Frame { id, body });
                 wake.consumer = true;
-                Ok(TrySend::Sent(id))
+                Ok(TrySend::Sent(id.unwrap_or(0)))
             }
         };
         self.apply(wake);
@@ -559,17 +579,28 @@ impl Sender {
 
     /// Queues an encoded frame body without waiting.
     pub fn try_send_encoded(&self, body: Vec<u8>) -> Result<TrySend, StreamError> {
-        self.shared.try_push(body)
+        self.shared.try_push(FrameId::Auto, body)
+    }
+
+    /// Queues an encoded frame body numbered as `id` says, without waiting.
+    pub fn try_send_frame(&self, id: FrameId, body: Vec<u8>) -> Result<TrySend, StreamError> {
+        self.shared.try_push(id, body)
     }
 
     /// Queues an encoded frame body, waiting while the buffer is full.
-    pub async fn send_encoded(&self, mut body: Vec<u8>) -> Result<u64, StreamError> {
+    pub async fn send_encoded(&self, body: Vec<u8>) -> Result<u64, StreamError> {
+        self.send_frame(FrameId::Auto, body).await
+    }
+
+    /// Queues an encoded frame body numbered as `id` says, waiting while the buffer is
+    /// full. Returns the id it was sent with (0 for [`FrameId::Unnumbered`]).
+    pub async fn send_frame(&self, id: FrameId, mut body: Vec<u8>) -> Result<u64, StreamError> {
         let mut blocked_since: Option<Instant> = None;
         let result = loop {
             let notified = self.shared.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.shared.try_push(body) {
+            match self.shared.try_push(id, body) {
                 Ok(TrySend::Sent(id)) => break Ok(id),
                 Ok(TrySend::Full(back)) => body = back,
                 Err(e) => break Err(e),

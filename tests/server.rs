@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use deepsearch_stream::api::{Limits, Service};
 use deepsearch_stream::deepsearch::{Brain, DeepSearch, Settings};
+use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
 use deepsearch_stream::search::{Document, EngineConfig, SearchEngine, SearchError};
 use deepsearch_stream::server::{App, ServerConfig};
 use deepsearch_stream::sse::decode_all;
@@ -349,7 +350,14 @@ fn hanging_app(limits: Limits) -> (Arc<Hangs>, App) {
     };
     let engine = Arc::new(HangingEngine(Arc::clone(&hangs))) as Arc<dyn SearchEngine>;
     let deepsearch = DeepSearch::new(vec![engine], Brain::Offline, settings).unwrap();
-    let service = Service::new(deepsearch, limits, StreamConfig::default());
+    // No linger: a search stops as soon as its client leaves (tests/resume.rs covers
+    // searches that wait for their client to come back).
+    let replay = ReplayConfig {
+        linger: Duration::ZERO,
+        ..ReplayConfig::default()
+    };
+    let service = Service::new(deepsearch, limits, StreamConfig::default())
+        .with_replay(Arc::new(MemoryStore::new(replay)));
     (hangs, App::new(service))
 }
 
@@ -465,16 +473,25 @@ async fn health_metrics_page_and_json_404_405() {
                 .to_string()
         )
     );
-    let res = get("/deepsearch").await.unwrap();
-    assert_eq!(res.headers()["allow"], "POST");
+    let res = client()
+        .put(server.url("/deepsearch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["allow"], "GET, HEAD, POST");
     assert_eq!(
         refusal(res).await,
         (
             405,
-            r#"{"error": {"code": "method_not_allowed", "message": "method GET is not allowed for /deepsearch; allowed: POST", "field": null}}"#
+            r#"{"error": {"code": "method_not_allowed", "message": "method PUT is not allowed for /deepsearch; allowed: GET, HEAD, POST", "field": null}}"#
                 .to_string()
         )
     );
+    let res = get("/v1/tool/deepsearch").await.unwrap();
+    assert_eq!(res.headers()["allow"], "POST");
+    // GET /deepsearch is the search, its fields in the query string.
+    let res = get("/deepsearch?request_id=g").await.unwrap();
+    assert_eq!(refusal(res).await.0, 422);
     let res = client()
         .delete(server.url("/healthz"))
         .send()

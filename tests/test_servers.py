@@ -135,7 +135,36 @@ CASES: dict[str, dict[str, Any]] = {
     "oversized": raw(b'{"query": "' + b"x" * 70_000 + b'"}'),
     "healthz": {"method": "GET", "path": "/healthz"},
     "not-found": {"method": "GET", "path": "/nope"},
-    "wrong-method": {"method": "GET", "path": "/deepsearch"},
+    "wrong-method": {"method": "PUT", "path": "/deepsearch"},
+    "genie-get": {"method": "GET", "path": "/v1/tool/deepsearch"},
+    "get": {"method": "GET", "path": "/deepsearch?query=What+is+Tokio%3F&request_id=p-get"},
+    "get-fields": {
+        "method": "GET",
+        "path": "/deepsearch?query=What%20is%20Tokio%3F&requestId=p-getf&maxLoop=2"
+        "&stream_mode=%7B%22mode%22%3A%22token%22%2C%22token%22%3A3%7D&search_engines=local",
+    },
+    "get-not-streamed": {
+        "method": "GET",
+        "path": "/deepsearch?query=What+is+Tokio%3F&request_id=p-getj&stream=false",
+    },
+    "get-no-query": {"method": "GET", "path": "/deepsearch?request_id=x"},
+    "get-bad-max-loop": {"method": "GET", "path": "/deepsearch?query=q&max_loop=ten"},
+    "resume-unknown": {
+        **post({"query": Q, "request_id": "never-seen"}),
+        "headers": {"last-event-id": "3"},
+    },
+    "resume-unknown-get": {
+        "method": "GET",
+        "path": "/deepsearch?query=q&request_id=never-seen-2&last_event_id=0",
+    },
+    "bad-last-event-id": {
+        **post({"query": Q, "request_id": "x"}),
+        "headers": {"last-event-id": "-1"},
+    },
+    "bad-last-event-id-param": {
+        "method": "GET",
+        "path": "/deepsearch?query=q&request_id=x&last_event_id=1e3",
+    },
 }
 
 
@@ -176,6 +205,9 @@ def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
     assert statuses["text-plain"] == 415 and statuses["oversized"] == 413
     assert statuses["not-found"] == 404 and statuses["wrong-method"] == 405
     assert statuses["all"] == 200 and statuses["not-streamed"] == 200
+    assert statuses["get"] == 200 and statuses["get-no-query"] == 422
+    assert statuses["bad-last-event-id"] == 400 and statuses["bad-last-event-id-param"] == 400
+    assert statuses["resume-unknown"] == 200
 
 
 def test_metrics_have_the_same_names(pair: dict[str, Server]) -> None:
@@ -197,7 +229,9 @@ def hanging() -> Iterator[HangingEngine]:
 
 
 def slow_server(backend: str, engine: HangingEngine, *extra: str) -> Any:
-    args = ["--engines", "searxng", "--heartbeat", "0.2", *extra]
+    # No linger: a search stops as soon as its client leaves (test_resume.py covers
+    # searches that wait for their client to come back).
+    args = ["--engines", "searxng", "--heartbeat", "0.2", "--resume-linger", "0", *extra]
     return running(backend, args, env={"SEARXNG_URL": engine.url})
 
 

@@ -267,6 +267,14 @@ class Service:
     ``upstream`` (the base URL of another deepsearch service) every search is relayed
     there instead: its events go out through this service's streams, and an upstream
     failure, refusal or broken stream becomes an ``error`` message and ``[DONE]``.
+
+    Streams are resumable: each one's frames are logged (kept ``replay_ttl`` seconds
+    after it ends, within ``replay_max_bytes`` overall and ``replay_max_stream_bytes``
+    per stream), a search goes on ``resume_linger`` seconds after its client left, and
+    a request with ``last_event_id`` (the ``Last-Event-ID`` header) or a
+    ``last_event_id`` query parameter reads the log of its ``request_id`` after that id.
+    ``method="GET"`` reads the request from ``query`` (a URL query string) instead of
+    the body.
     """
 
     def __new__(
@@ -284,6 +292,10 @@ class Service:
         max_pending_bytes: int = 4194304,
         max_chunk_bytes: int = 65536,
         yield_every: int = 32,
+        resume_linger: float = 60.0,
+        replay_ttl: float = 300.0,
+        replay_max_bytes: int = 268435456,
+        replay_max_stream_bytes: int = 16777216,
     ) -> Service: ...
     @property
     def open_streams(self) -> int:
@@ -292,7 +304,14 @@ class Service:
     def max_body_bytes(self) -> int:
         """Request bodies larger than this are refused with 413."""
     def start(
-        self, route: str, content_type: str | None, body: bytes
+        self,
+        route: str,
+        content_type: str | None,
+        body: bytes,
+        *,
+        method: Literal["GET", "POST"] | str = "POST",
+        query: str | None = None,
+        last_event_id: str | None = None,
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
         """Answer one request: ``(status, headers, body)``."""
     def shutdown(self) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -57,6 +58,12 @@ class Settings:
     heartbeat: float | None = 10.0
     stream_timeout: float | None = 3600.0
     upstream: str | None = None
+    # Resuming (Last-Event-ID): how long a search outlives its client, how long and how
+    # much of its log is kept.
+    resume_linger: float = 60.0
+    replay_ttl: float = 300.0
+    replay_max_bytes: int = 256 << 20
+    replay_max_stream_bytes: int = 16 << 20
     search_options: dict[str, Any] = field(default_factory=dict)
     # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
     bench_routes: bool = False
@@ -86,6 +93,12 @@ class Settings:
             upstream=_env("DEEPSEARCH_UPSTREAM"),
             api_key=_env("DEEPSEARCH_API_KEY"),
             cors_origins=_env("DEEPSEARCH_CORS_ORIGINS"),
+            resume_linger=float(_env("DEEPSEARCH_RESUME_LINGER", "60") or 60),
+            replay_ttl=float(_env("DEEPSEARCH_REPLAY_TTL", "300") or 300),
+            replay_max_bytes=int(_env("DEEPSEARCH_REPLAY_MAX_BYTES", str(256 << 20)) or 0),
+            replay_max_stream_bytes=int(
+                _env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", str(16 << 20)) or 0
+            ),
         )
 
 
@@ -174,6 +187,46 @@ def _request_body_doc() -> dict[str, Any]:
     }
 
 
+_LAST_EVENT_ID_HEADER = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "resume the stream of this request_id after this event id",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_LAST_EVENT_ID_QUERY = {
+    "name": "last_event_id",
+    "in": "query",
+    "required": False,
+    "description": "as Last-Event-ID, for clients that cannot set headers",
+    "schema": {"type": "integer", "minimum": 0},
+}
+
+
+def _resume_doc() -> dict[str, Any]:
+    return {"parameters": [_LAST_EVENT_ID_HEADER, _LAST_EVENT_ID_QUERY]}
+
+
+def _query_doc() -> dict[str, Any]:
+    """GET /deepsearch: the POST body's fields as query parameters (for EventSource)."""
+    schema = DeepSearchBody.model_json_schema()
+    params: list[dict[str, Any]] = []
+    for name, prop in schema["properties"].items():
+        if name == "stream_mode":
+            prop = {"type": "string", "description": "a mode name or a JSON object"}
+        elif name == "search_engines":
+            prop = {"type": "string", "description": "comma-separated engine names"}
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name == "query",
+                "schema": {k: v for k, v in prop.items() if k != "title"},
+            }
+        )
+    return {"parameters": [*params, _LAST_EVENT_ID_HEADER, _LAST_EVENT_ID_QUERY]}
+
+
 def _document_stream_routes(app: FastAPI) -> None:
     """Adds the streaming routes, served by ``StreamRoutes`` rather than by FastAPI's
     router, to the OpenAPI schema."""
@@ -183,17 +236,25 @@ def _document_stream_routes(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        for path, summary in (
-            ("/deepsearch", "Deepsearch"),
-            ("/v1/tool/deepsearch", "Genie Tool"),
-        ):
-            schema.setdefault("paths", {})[path] = {
-                "post": {
-                    "summary": summary,
-                    "operationId": summary.lower().replace(" ", "_") + "_post",
-                    **_request_body_doc(),
-                }
-            }
+        post = _request_body_doc()
+        paths = schema.setdefault("paths", {})
+        paths["/deepsearch"] = {
+            "get": {
+                "summary": "Deepsearch (EventSource)",
+                "operationId": "deepsearch_get",
+                **_query_doc(),
+                "responses": post["responses"],
+            },
+            "post": {
+                "summary": "Deepsearch",
+                "operationId": "deepsearch_post",
+                **post,
+                **_resume_doc(),
+            },
+        }
+        paths["/v1/tool/deepsearch"] = {
+            "post": {"summary": "Genie Tool", "operationId": "genie_tool_post", **post}
+        }
         app.openapi_schema = schema
         return schema
 
@@ -229,6 +290,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         heartbeat=settings.heartbeat,
         timeout=settings.stream_timeout,
+        resume_linger=settings.resume_linger,
+        replay_ttl=settings.replay_ttl,
+        replay_max_bytes=settings.replay_max_bytes,
+        replay_max_stream_bytes=settings.replay_max_stream_bytes,
     )
 
     @asynccontextmanager
@@ -243,9 +308,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def streaming(route: str) -> Handler:
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-            body = await read_capped(receive, service.max_body_bytes)
-            content_type = header(scope, b"content-type")
-            status, headers, payload = await service.start(route, content_type, body)
+            # A GET reads its request from the query string; either may resume a stream
+            # (Last-Event-ID, or the last_event_id parameter): the core decides.
+            get = scope["method"] in ("GET", "HEAD")
+            body = b"" if get else await read_capped(receive, service.max_body_bytes)
+            status, headers, payload = await service.start(
+                route,
+                header(scope, b"content-type"),
+                body,
+                method="GET" if get else "POST",
+                query=scope.get("query_string", b"").decode("latin-1"),
+                last_event_id=header(scope, b"last-event-id"),
+            )
             # Logged: route, status, request id and error code; never the query, the body
             # or a key (a refusal's message may quote the body, so it is not logged either).
             if isinstance(payload, _core.EventStream):
@@ -265,7 +339,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return answer
 
     routes: dict[str, tuple[tuple[str, ...], Handler]] = {
-        "/deepsearch": (("POST",), streaming("deepsearch")),
+        # HEAD too, as the axum server answers it (and names it in 405's Allow).
+        "/deepsearch": (("GET", "HEAD", "POST"), streaming("deepsearch")),
         "/v1/tool/deepsearch": (("POST",), streaming("genie")),
     }
     if settings.bench_routes:
@@ -301,11 +376,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 404:
             return _error(404, "not_found", f"no route for {where}")
         if exc.status_code == 405:
-            allow = (exc.headers or {}).get("Allow", "")
+            # Every route of the path (Starlette names only the first one's), sorted:
+            # Starlette builds Allow from a set, whose order varies by process.
+            methods = {
+                m
+                for r in app.routes
+                if isinstance(r, APIRoute) and r.path == request.url.path
+                for m in r.methods or ()
+            }
+            allow = ", ".join(sorted(methods)) or (exc.headers or {}).get("Allow", "")
             message = (
                 f"method {request.method} is not allowed for {request.url.path}; allowed: {allow}"
             )
-            return _error(405, "method_not_allowed", message, exc.headers)
+            return _error(
+                405, "method_not_allowed", message, {**(exc.headers or {}), "Allow": allow}
+            )
         return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)

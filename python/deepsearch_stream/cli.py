@@ -57,6 +57,31 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("DEEPSEARCH_UPSTREAM"),
         help="relay every search to this deepsearch service (base URL)",
     )
+    serve.add_argument(
+        "--resume-linger",
+        type=float,
+        default=float(_env("DEEPSEARCH_RESUME_LINGER", 60.0)),
+        help="seconds a search goes on after its client left, waiting for it to resume "
+        "with Last-Event-ID; 0 cancels it at once",
+    )
+    serve.add_argument(
+        "--replay-ttl",
+        type=float,
+        default=float(_env("DEEPSEARCH_REPLAY_TTL", 300.0)),
+        help="seconds a stream's replay log is kept after the stream ended",
+    )
+    serve.add_argument(
+        "--replay-max-bytes",
+        type=int,
+        default=int(_env("DEEPSEARCH_REPLAY_MAX_BYTES", 256 << 20)),
+        help="bytes all replay logs together may hold (ended logs evicted oldest first)",
+    )
+    serve.add_argument(
+        "--replay-max-stream-bytes",
+        type=int,
+        default=int(_env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", 16 << 20)),
+        help="bytes one stream's replay log may hold",
+    )
     serve.add_argument("--log-level", default=_env("DEEPSEARCH_LOG_LEVEL", "info"))
     serve.add_argument(
         "--bench-routes",
@@ -94,6 +119,10 @@ def _settings(args: argparse.Namespace) -> Any:
         heartbeat=args.heartbeat if args.heartbeat > 0 else None,
         stream_timeout=args.stream_timeout if args.stream_timeout > 0 else None,
         upstream=args.upstream,
+        resume_linger=args.resume_linger,
+        replay_ttl=args.replay_ttl,
+        replay_max_bytes=args.replay_max_bytes,
+        replay_max_stream_bytes=args.replay_max_stream_bytes,
         bench_routes=args.bench_routes,
         api_key=args.api_key,
         cors_origins=args.cors_origins,

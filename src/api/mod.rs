@@ -1,6 +1,8 @@
 //! The HTTP contract both servers serve, minus the HTTP: request parsing and checks,
 //! error bodies with their status codes, stream headers, limits, the genie-tool message
 //! shapes, and [`Service`], which turns a request into a stream or a JSON reply.
+//! Streams are logged for resuming with `Last-Event-ID` (`resume.rs`, over
+//! [`crate::replay`]); what a resume gets is decided here, never in a face.
 //!
 //! The FastAPI service and the axum server are thin faces over this module, so their
 //! status codes, error bodies and bytes agree by construction.
@@ -11,6 +13,7 @@ mod cors;
 mod genie;
 mod open_streams;
 mod request;
+mod resume;
 mod service;
 
 use serde::Serialize;
@@ -23,6 +26,7 @@ pub use open_streams::{OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
 pub use request::{
     new_request_id, parse_request, valid_request_id, SearchRequest, MAX_REQUEST_ID_CHARS,
 };
+pub use resume::{last_event_id, query_to_body, ABANDONED_CODE, MAX_LAST_EVENT_ID};
 pub use service::{Reply, Service, StreamPermit};
 
 use crate::deepsearch::DeepSearchError;

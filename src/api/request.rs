@@ -20,6 +20,9 @@ pub struct SearchRequest {
     pub engines: Vec<String>,
     /// The body as received, for relaying it to an upstream service unchanged.
     pub body: bytes::Bytes,
+    /// `Last-Event-ID`: resume this request id's stream after that id instead of
+    /// starting a search (set by [`Service::with_resume`](super::Service::with_resume)).
+    pub resume: Option<u64>,
 }
 
 /// True when `id` is 1 to [`MAX_REQUEST_ID_CHARS`] characters from `A-Z a-z 0-9 . _ : -`.
@@ -213,6 +216,7 @@ pub fn parse_request(
         stream,
         engines: wanted,
         body: bytes::Bytes::copy_from_slice(body),
+        resume: None,
     })
 }
 

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::genie::GenieFormat;
+use super::resume::{self, recorded_config, replay_config};
 use super::{parse_request, ApiError, GenieSink, Limits, OpenStreams, Route, SearchRequest};
 use crate::deepsearch::{DeepSearch, Filter, Message};
 use crate::metrics;
 use crate::proxy::{self, ProxyOptions};
+use crate::replay::{MemoryStore, ReplayConfig, ReplayStore};
 use crate::stream::{EventStream, Failure, StreamConfig};
 
 /// What a request is answered with.
@@ -50,6 +52,8 @@ pub struct Service {
     streams: Arc<OpenStreams>,
     /// Base URL of a deepsearch service every search is relayed to, instead of run here.
     upstream: Option<String>,
+    /// Where streams are logged for resuming.
+    replay: Arc<dyn ReplayStore>,
 }
 
 impl Service {
@@ -77,7 +81,19 @@ impl Service {
             open: Arc::new(AtomicUsize::new(0)),
             streams: OpenStreams::new(),
             upstream: None,
+            replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
         }
+    }
+
+    /// Logs streams in `store` (default: in memory, [`ReplayConfig::default`]).
+    pub fn with_replay(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay = store;
+        self
+    }
+
+    /// The replay store streams are logged in.
+    pub fn replay(&self) -> &Arc<dyn ReplayStore> {
+        &self.replay
     }
 
     /// Relays every search to the deepsearch service at `base_url` (its route of the
@@ -137,6 +153,34 @@ impl Service {
         result
     }
 
+    /// Checks the query string of `GET /deepsearch?query=...`: the same fields as the
+    /// POST body, through the same parser.
+    pub fn parse_query(&self, route: Route, query: &str) -> Result<SearchRequest, ApiError> {
+        let body = resume::query_to_body(query);
+        self.parse(route, Some(super::JSON_CONTENT_TYPE), &body)
+    }
+
+    /// Marks `req` as a resume when the client sent `Last-Event-ID` (the header, else the
+    /// `last_event_id` query parameter); refuses a bad value with 400.
+    pub fn with_resume(
+        &self,
+        route: Route,
+        mut req: SearchRequest,
+        header: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<SearchRequest, ApiError> {
+        match resume::last_event_id(header, query) {
+            Ok(after) => {
+                req.resume = after;
+                Ok(req)
+            }
+            Err(e) => {
+                metrics::global().request(route.path(), e.status, std::time::Duration::ZERO);
+                Err(e)
+            }
+        }
+    }
+
     /// Takes a slot of the concurrency limit, or refuses with 503 and `Retry-After`.
     pub fn admit(&self, route: Route) -> Result<StreamPermit, ApiError> {
         let taken = self.open.fetch_add(1, Ordering::AcqRel);
@@ -165,7 +209,14 @@ impl Service {
 
     /// Starts the search `req` asked for: a stream when `req.stream`, else it runs to the
     /// end and the reply is the result as JSON. Must be called on a tokio runtime.
+    ///
+    /// A streamed search is logged for resuming; a request with a resume point (see
+    /// [`with_resume`](Self::with_resume)) starts nothing and reads the log of its
+    /// `request_id` instead, ignoring the other fields.
     pub async fn start(&self, route: Route, req: SearchRequest) -> Result<Reply, ApiError> {
+        if let (true, Some(after)) = (req.stream, req.resume) {
+            return self.resume(route, &req.request_id, after).await;
+        }
         let mut permit = self.admit(route)?;
         if let Some(base) = &self.upstream {
             let url = format!("{base}{}", route.path());
@@ -179,10 +230,10 @@ impl Service {
                 &url,
                 req.body.clone(),
                 ProxyOptions::default(),
-                self.stream_config.clone(),
+                recorded_config(&self.stream_config),
             )
             .map_err(|e| ApiError::new(500, "internal", None, e.to_string()))?;
-            return Ok(self.serve(stream, permit));
+            return self.serve(stream, permit, &req.request_id).await;
         }
         let deepsearch = Arc::new(self.deepsearch.with_engines(&req.engines)?);
         if !req.stream {
@@ -198,14 +249,14 @@ impl Service {
             Route::DeepSearch => deepsearch.stream(
                 &req.request_id,
                 req.search.clone(),
-                self.stream_config.clone(),
+                recorded_config(&self.stream_config),
             )?,
             Route::GenieTool => {
                 let format = GenieFormat::new(&req.request_id, &req.search.query, true);
                 let search = req.search.clone();
                 EventStream::spawn(
                     &req.request_id,
-                    self.stream_config.clone(),
+                    recorded_config(&self.stream_config),
                     move |tx| async move {
                         let mut sink = GenieSink::new(tx, format);
                         deepsearch
@@ -218,20 +269,56 @@ impl Service {
                 .map_err(|e| ApiError::new(500, "internal", None, e.to_string()))?
             }
         };
-        Ok(self.serve(stream, permit))
+        self.serve(stream, permit, &req.request_id).await
     }
 
-    /// Counts `stream` in the metrics and the open streams until it ends, holding `permit`.
-    fn serve(&self, stream: EventStream, permit: StreamPermit) -> Reply {
+    /// Logs `search` for resuming (the recorder holds `permit` until the search ends) and
+    /// answers with a stream reading the log from its start.
+    async fn serve(
+        &self,
+        search: EventStream,
+        permit: StreamPermit,
+        request_id: &str,
+    ) -> Result<Reply, ApiError> {
+        let internal =
+            |e: crate::replay::ReplayError| ApiError::new(500, "replay_store", None, e.to_string());
+        // Once shutdown has begun this ends the new search at once, with `shutdown`.
+        self.streams.track(&search);
+        let writer = self.replay.create(request_id).await.map_err(internal)?;
+        // Attached before the recorder starts, so its linger cannot begin unattended.
+        let reader = self.replay.attach(request_id, 0).await.map_err(internal)?;
+        tokio::spawn(resume::record(search, writer, request_id.into(), permit));
+        let stream = resume::replay(request_id, replay_config(&self.stream_config), reader)?;
+        Ok(self.count(stream))
+    }
+
+    /// A client back with `Last-Event-ID`: the frames after `after`, then the live rest;
+    /// `error` (code `expired`) and `[DONE]` when the log is gone or no longer has them.
+    async fn resume(&self, route: Route, request_id: &str, after: u64) -> Result<Reply, ApiError> {
+        let config = replay_config(&self.stream_config);
+        let stream = match self.replay.attach(request_id, after).await {
+            Ok(reader) => {
+                metrics::global().resume(true);
+                resume::replay(request_id, config, reader)?
+            }
+            Err(e) => {
+                metrics::global().resume(false);
+                resume::refused(request_id, config, &e)?
+            }
+        };
+        let started = Instant::now();
+        stream.on_close_cancel(move || {
+            metrics::global().request(route.path(), 200, started.elapsed());
+        });
+        Ok(self.count(stream))
+    }
+
+    /// Counts a connection's stream in the metrics until it ends.
+    fn count(&self, stream: EventStream) -> Reply {
         let registry = metrics::global();
         registry.stream_opened();
         let handle = stream.close_handle();
-        stream.on_close_cancel(move || {
-            registry.stream_closed(&handle.stats());
-            drop(permit);
-        });
-        // Once shutdown has begun this ends the new stream at once, with `shutdown`.
-        self.streams.track(&stream);
+        stream.on_close_cancel(move || registry.stream_closed(&handle.stats()));
         Reply::Stream(stream)
     }
 

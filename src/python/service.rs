@@ -5,10 +5,14 @@
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::deepsearch::PyDeepSearch;
 use super::errors::ConfigError;
 use super::stream::{checked_yield_every, stream_config, PyEventStream};
 use crate::api::{ApiError, Limits, Reply, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
+use crate::replay::{MemoryStore, ReplayConfig};
 
 /// The search service behind an HTTP server; see the class docstring in `_core.pyi`.
 #[pyclass(module = "deepsearch_stream._core", name = "Service", frozen)]
@@ -54,8 +58,10 @@ impl PyService {
     #[pyo3(signature = (
         search, *, upstream = None, max_streams = 1000, max_body_bytes = 65536, max_query_chars = 4096,
         heartbeat = Some(10.0), timeout = Some(3600.0), heartbeat_format = "data",
-        max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32
-    ), text_signature = "(search, *, upstream=None, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32)")]
+        max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32,
+        resume_linger = 60.0, replay_ttl = 300.0, replay_max_bytes = 268435456,
+        replay_max_stream_bytes = 16777216
+    ), text_signature = "(search, *, upstream=None, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32, resume_linger=60.0, replay_ttl=300.0, replay_max_bytes=268435456, replay_max_stream_bytes=16777216)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         search: &PyDeepSearch,
@@ -70,7 +76,25 @@ impl PyService {
         max_pending_bytes: usize,
         max_chunk_bytes: usize,
         yield_every: u32,
+        resume_linger: f64,
+        replay_ttl: f64,
+        replay_max_bytes: usize,
+        replay_max_stream_bytes: usize,
     ) -> PyResult<Self> {
+        let seconds = |name: &str, value: f64| {
+            Duration::try_from_secs_f64(value).map_err(|_| {
+                ConfigError::new_err(format!(
+                    "{name} must be a number of seconds >= 0, got {value}"
+                ))
+            })
+        };
+        let replay = ReplayConfig {
+            ttl: seconds("replay_ttl", replay_ttl)?,
+            linger: seconds("resume_linger", resume_linger)?,
+            max_bytes: replay_max_bytes,
+            max_log_bytes: replay_max_stream_bytes,
+        };
+        replay.validate().map_err(ConfigError::new_err)?;
         let config = stream_config(
             heartbeat,
             timeout,
@@ -84,7 +108,8 @@ impl PyService {
             max_body_bytes,
             max_query_chars,
         };
-        let mut inner = Service::from_shared(search.shared(), limits, config);
+        let mut inner = Service::from_shared(search.shared(), limits, config)
+            .with_replay(Arc::new(MemoryStore::new(replay)));
         if let Some(url) = upstream {
             inner = inner
                 .with_upstream(url)
@@ -108,17 +133,31 @@ impl PyService {
         self.inner.limits().max_body_bytes
     }
 
+    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None))]
+    #[allow(clippy::too_many_arguments)]
     fn start<'py>(
         &self,
         py: Python<'py>,
         route: &str,
         content_type: Option<&str>,
         body: &[u8],
+        method: &str,
+        query: Option<&str>,
+        last_event_id: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let route = self::route(route)?;
         let service = self.inner.clone();
         let yield_every = self.yield_every;
-        let parsed = service.parse(route, content_type, body);
+        let parsed = match method {
+            "GET" => service.parse_query(route, query.unwrap_or("")),
+            "POST" => service.parse(route, content_type, body),
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "method must be \"GET\" or \"POST\", got {other:?}"
+                )))
+            }
+        }
+        .and_then(|req| service.with_resume(route, req, last_event_id, query));
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let started = match parsed {
                 Ok(req) => {

@@ -9,6 +9,7 @@ use super::config::{ConfigError, ServerConfig};
 use crate::api::{Access, Limits};
 use crate::deepsearch::{Locale, Settings};
 use crate::llm::LlmOptions;
+use crate::replay::ReplayConfig;
 use crate::search::{ApiKey, EngineConfig};
 use crate::stream::StreamConfig;
 
@@ -78,6 +79,19 @@ pub struct Args {
     /// it here: a streaming proxy with this server's own ids, heartbeats and limits.
     #[arg(long, env = "DEEPSEARCH_UPSTREAM")]
     pub upstream: Option<String>,
+    /// Seconds a search goes on after its client left, waiting for it to resume with
+    /// Last-Event-ID; then it is cancelled. 0 cancels it as soon as the client leaves.
+    #[arg(long, env = "DEEPSEARCH_RESUME_LINGER", default_value = "60", value_parser = parse_seconds)]
+    pub resume_linger: Duration,
+    /// Seconds a stream's replay log is kept after the stream ended.
+    #[arg(long, env = "DEEPSEARCH_REPLAY_TTL", default_value = "300", value_parser = parse_seconds)]
+    pub replay_ttl: Duration,
+    /// Bytes all replay logs together may hold (ended logs are evicted oldest first).
+    #[arg(long, env = "DEEPSEARCH_REPLAY_MAX_BYTES", default_value_t = ReplayConfig::default().max_bytes)]
+    pub replay_max_bytes: usize,
+    /// Bytes one stream's replay log may hold.
+    #[arg(long, env = "DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", default_value_t = ReplayConfig::default().max_log_bytes)]
+    pub replay_max_stream_bytes: usize,
     /// Serve the bench-only routes of bench/CONTRACT.md (off by default).
     #[arg(long)]
     pub bench_routes: bool,
@@ -162,6 +176,12 @@ impl Args {
                 ..StreamConfig::default()
             },
             shutdown_timeout: self.shutdown_timeout,
+            replay: ReplayConfig {
+                ttl: self.replay_ttl,
+                linger: self.resume_linger,
+                max_bytes: self.replay_max_bytes,
+                max_log_bytes: self.replay_max_stream_bytes,
+            },
             upstream: self.upstream,
             bench_routes: self.bench_routes,
             access,
@@ -207,6 +227,13 @@ mod tests {
         assert_eq!(config.settings.locale, Locale::Zh);
         assert_eq!(config.limits.max_streams, 7);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(config.replay, ReplayConfig::default());
+        let config = parse(&["--resume-linger", "0", "--replay-ttl", "2.5"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(config.replay.linger, Duration::ZERO);
+        assert_eq!(config.replay.ttl, Duration::from_millis(2500));
         assert!(!format!("{config:?}").contains("sk-secret"));
     }
 

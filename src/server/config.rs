@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::api::{Access, AccessError, Limits, Service};
 use crate::deepsearch::{DeepSearch, DeepSearchError, Settings};
 use crate::llm::{LlmError, LlmOptions};
+use crate::replay::{MemoryStore, ReplayConfig};
 use crate::search::EngineConfig;
 use crate::stream::{StreamConfig, StreamError};
 
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Base URL of a deepsearch service every search is relayed to instead of run here.
     pub upstream: Option<String>,
+    /// Replay logs for resuming streams: lifetime, linger, byte budgets.
+    pub replay: ReplayConfig,
     /// Serve the bench-only routes of `bench/CONTRACT.md`.
     pub bench_routes: bool,
     /// The API key every route but the public ones needs, and the CORS policy.
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             stream: StreamConfig::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             upstream: None,
+            replay: ReplayConfig::default(),
             bench_routes: false,
             access: Access::default(),
         }
@@ -86,6 +90,7 @@ impl ServerConfig {
                 "max_body_bytes must be at least 1".into(),
             ));
         }
+        self.replay.validate().map_err(ConfigError::Invalid)?;
         let llm = self.llm.clone().resolve()?;
         let engines = self.engines.clone();
         let engine_config = self.engine_config.clone();
@@ -95,7 +100,8 @@ impl ServerConfig {
         })
         .await
         .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
-        let service = Service::new(deepsearch, self.limits.clone(), self.stream.clone());
+        let service = Service::new(deepsearch, self.limits.clone(), self.stream.clone())
+            .with_replay(std::sync::Arc::new(MemoryStore::new(self.replay.clone())));
         match &self.upstream {
             Some(url) => service
                 .with_upstream(url)

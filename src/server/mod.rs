@@ -1,7 +1,8 @@
 //! The pure-Rust HTTP server (feature `server`): axum over [`Service`], serving the same
 //! bytes as the FastAPI service over the same core.
 //!
-//! Routes: `POST /deepsearch` and `POST /v1/tool/deepsearch` (a stream or a JSON reply),
+//! Routes: `POST /deepsearch` (and `GET /deepsearch?query=...` for `EventSource`) and
+//! `POST /v1/tool/deepsearch` (a stream or a JSON reply, resumable with `Last-Event-ID`),
 //! `GET /healthz`, `GET /metrics`, `GET /` (the static page); anything else is a JSON
 //! 404, a served path asked with another method a JSON 405 with `Allow`. In front of
 //! them all, [`Access`]: the API key (`--api-key`) and CORS (`--cors-origins`).
@@ -127,7 +128,10 @@ impl App {
         };
         base.route(
             Route::DeepSearch.path(),
-            with_405(post(routes::deepsearch), routes::ALLOW_POST),
+            with_405(
+                post(routes::deepsearch).get(routes::deepsearch_get),
+                routes::ALLOW_GET_POST,
+            ),
         )
         .route(
             Route::GenieTool.path(),

@@ -28,8 +28,10 @@ pub const HEALTHZ_BODY: &[u8] = br#"{"status": "ok"}"#;
 /// client still writing its body reads the answer rather than a connection reset.
 const DRAIN_MAX_BYTES: usize = 1 << 20;
 
-/// `Allow` of the search routes.
+/// `Allow` of the genie-tool route.
 pub const ALLOW_POST: &str = "POST";
+/// `Allow` of `/deepsearch`.
+pub const ALLOW_GET_POST: &str = "GET, HEAD, POST";
 /// `Allow` of the other routes.
 pub const ALLOW_GET: &str = "GET, HEAD";
 
@@ -54,7 +56,8 @@ pub fn error_response(error: &ApiError) -> Response {
 }
 
 /// 200 with exactly the SSE headers and `stream` as the body. Dropping the body (the
-/// client went away) drops the stream, which cancels its search.
+/// client went away) drops the stream: a search's connection detaches from its replay
+/// log, and the search stops unless the client resumes within the linger time.
 pub fn stream_response(stream: EventStream) -> Response {
     let mut res = Response::new(Body::from_stream(stream.map(Ok::<Bytes, Infallible>)));
     let headers = res.headers_mut();
@@ -106,38 +109,74 @@ async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<
 }
 
 /// `POST /deepsearch`.
-pub async fn deepsearch(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    search(app, Route::DeepSearch, headers, body).await
+pub async fn deepsearch(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    search(app, Route::DeepSearch, uri, headers, Some(body)).await
+}
+
+/// `GET /deepsearch?query=...`: the same search for `EventSource`.
+pub async fn deepsearch_get(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
+    search(app, Route::DeepSearch, uri, headers, None).await
 }
 
 /// `POST /v1/tool/deepsearch`.
-pub async fn genie_tool(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    search(app, Route::GenieTool, headers, body).await
+pub async fn genie_tool(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    search(app, Route::GenieTool, uri, headers, Some(body)).await
 }
 
-async fn search(app: App, route: Route, headers: HeaderMap, body: Body) -> Response {
+/// The request of a search: from the query string (`body: None`, a GET) or the body.
+async fn parse(
+    app: &App,
+    route: Route,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Option<Body>,
+) -> Result<crate::api::SearchRequest, ApiError> {
     let service = app.service();
-    let limit = service.limits().max_body_bytes;
-    let declared = header_text(&headers, CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
-    let body = match read_body(body, limit, declared).await {
-        Ok(body) => body,
-        Err(e) => {
-            metrics::global().request(route.path(), e.status, Duration::ZERO);
-            return refused(route, None, &e);
+    let req = match body {
+        None => service.parse_query(route, uri.query().unwrap_or(""))?,
+        Some(body) => {
+            let limit = service.limits().max_body_bytes;
+            let declared = header_text(headers, CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+            let body = read_body(body, limit, declared).await.inspect_err(|e| {
+                metrics::global().request(route.path(), e.status, Duration::ZERO);
+            })?;
+            let content_type = header_text(headers, CONTENT_TYPE);
+            service.parse(route, content_type.as_deref(), &body)?
         }
     };
-    let content_type = header_text(&headers, CONTENT_TYPE);
-    let req = match service.parse(route, content_type.as_deref(), &body) {
+    let last_event_id = header_text(headers, "last-event-id");
+    service.with_resume(route, req, last_event_id.as_deref(), uri.query())
+}
+
+async fn search(
+    app: App,
+    route: Route,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Option<Body>,
+) -> Response {
+    let service = app.service();
+    let req = match parse(&app, route, &uri, &headers, body).await {
         Ok(req) => req,
         Err(e) => return refused(route, None, &e),
     };
-    drop(body);
     let request_id = req.request_id.clone();
     let streaming = req.stream;
     tracing::info!(
         request_id = %request_id,
         route = route.path(),
         stream = streaming,
+        resume = req.resume,
         max_loop = req.search.max_loop,
         "search started"
     );

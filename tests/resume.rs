@@ -1,0 +1,395 @@
+//! Resuming streams at the service level (no HTTP): a client that leaves and comes back
+//! with `Last-Event-ID` gets every frame it missed once, in order, then the live rest;
+//! searches outlive their client for the linger time, then stop with `abandoned`;
+//! unknown or evicted streams answer `expired`; a resume takes over from the connection
+//! before it; shutdown ends the log, which stays readable.
+
+use std::fs;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use deepsearch_stream::api::{Limits, Reply, Route, SearchRequest, Service};
+use deepsearch_stream::deepsearch::{Brain, DeepSearch, Settings};
+use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
+use deepsearch_stream::search::{Document, EngineConfig, SearchEngine, SearchError};
+use deepsearch_stream::sse::decode_all;
+use deepsearch_stream::stream::{EventStream, StreamConfig};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+fn stream_config() -> StreamConfig {
+    StreamConfig {
+        heartbeat: None,
+        ..StreamConfig::default()
+    }
+}
+
+fn replay(linger: Duration) -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::new(ReplayConfig {
+        linger,
+        ..ReplayConfig::default()
+    }))
+}
+
+/// A service over a two-document corpus, offline.
+fn local_service(linger: Duration) -> (TempDir, Service) {
+    let tmp = TempDir::new().unwrap();
+    let root = tmp.path().join("corpus");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(
+        root.join("tokio.md"),
+        "# Tokio\n\nTokio is an asynchronous runtime for the Rust programming language. \
+         It provides the building blocks for writing network applications.\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("tea.md"),
+        "# Green tea\n\nSteep green tea leaves for two minutes in water below boiling.\n",
+    )
+    .unwrap();
+    let config = EngineConfig {
+        corpus_dir: Some(root),
+        cache_dir: Some(tmp.path().join("cache")),
+        ..EngineConfig::default()
+    };
+    let deepsearch =
+        DeepSearch::from_config(&["local"], &config, None, Settings::default()).unwrap();
+    let service =
+        Service::new(deepsearch, Limits::default(), stream_config()).with_replay(replay(linger));
+    (tmp, service)
+}
+
+/// An engine that never answers and records whether its call was dropped.
+#[derive(Debug, Default)]
+struct Hangs {
+    started: Notify,
+    dropped: Mutex<bool>,
+}
+
+struct DropFlag(Arc<Hangs>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        *self.0.dropped.lock().unwrap() = true;
+    }
+}
+
+#[derive(Debug)]
+struct HangingEngine(Arc<Hangs>);
+
+impl SearchEngine for HangingEngine {
+    fn name(&self) -> &str {
+        "hangs"
+    }
+
+    fn search<'a>(
+        &'a self,
+        _query: &'a str,
+        _limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
+        let flag = DropFlag(Arc::clone(&self.0));
+        Box::pin(async move {
+            flag.0.started.notify_one();
+            futures::future::pending::<()>().await;
+            drop(flag);
+            Ok(Vec::new())
+        })
+    }
+}
+
+fn hanging_service(linger: Duration) -> (Arc<Hangs>, Service) {
+    let hangs = Arc::new(Hangs::default());
+    let settings = Settings {
+        engine_timeout: Duration::from_secs(600),
+        ..Settings::default()
+    };
+    let engine = Arc::new(HangingEngine(Arc::clone(&hangs))) as Arc<dyn SearchEngine>;
+    let deepsearch = DeepSearch::new(vec![engine], Brain::Offline, settings).unwrap();
+    let service =
+        Service::new(deepsearch, Limits::default(), stream_config()).with_replay(replay(linger));
+    (hangs, service)
+}
+
+fn request(service: &Service, body: &str) -> SearchRequest {
+    service
+        .parse(Route::DeepSearch, Some("application/json"), body.as_bytes())
+        .unwrap()
+}
+
+async fn open(service: &Service, body: &str, last_event_id: Option<&str>) -> EventStream {
+    let req = service
+        .with_resume(
+            Route::DeepSearch,
+            request(service, body),
+            last_event_id,
+            None,
+        )
+        .unwrap();
+    match service.start(Route::DeepSearch, req).await.unwrap() {
+        Reply::Stream(stream) => stream,
+        Reply::Json { status, .. } => panic!("expected a stream, got JSON {status}"),
+    }
+}
+
+async fn read_all(mut stream: EventStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+/// Frames as (their own id, or "" for none; data), in order.
+fn frames(body: &[u8]) -> Vec<(String, String)> {
+    let text = std::str::from_utf8(body).unwrap();
+    text.split("\n\n")
+        .filter(|f| !f.is_empty())
+        .map(|frame| {
+            let id = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .unwrap_or("");
+            // Each frame is checked against the spec decoder too.
+            let data = decode_all(format!("{frame}\n\n").as_bytes())
+                .pop()
+                .map(|e| e.data)
+                .unwrap_or_default();
+            (id.to_string(), data)
+        })
+        .collect()
+}
+
+/// Each frame's raw bytes, `[DONE]` included.
+fn raw_frames(body: &[u8]) -> Vec<Bytes> {
+    body.split_inclusive(|&b| b == b'\n')
+        .fold(vec![Vec::new()], |mut acc: Vec<Vec<u8>>, line| {
+            acc.last_mut().unwrap().extend_from_slice(line);
+            if line == b"\n" {
+                acc.push(Vec::new());
+            }
+            acc
+        })
+        .into_iter()
+        .filter(|f| !f.is_empty())
+        .map(Bytes::from)
+        .collect()
+}
+
+/// Reads chunks until `n` frames with ids arrived; returns all bytes read.
+async fn read_at_least(stream: &mut EventStream, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while frames(&out).iter().filter(|(id, _)| !id.is_empty()).count() < n {
+        let chunk = stream.next().await.expect("the stream ended too early");
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+/// Reads until `n` frames with ids arrived; returns the bytes up to the end of the n-th
+/// (what a client saw before its connection broke: chunks may hold more).
+async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
+    let out = read_at_least(stream, n).await;
+    let mut kept = Vec::new();
+    let mut numbered = 0;
+    for frame in raw_frames(&out) {
+        if numbered == n {
+            break;
+        }
+        numbered += usize::from(frame.starts_with(b"id: "));
+        kept.extend_from_slice(&frame);
+    }
+    kept
+}
+
+fn without_times(data: &str) -> Value {
+    let mut msg: Value = serde_json::from_str(data).unwrap_or(Value::String(data.into()));
+    if let Some(obj) = msg.as_object_mut() {
+        obj.remove("timestamp");
+        if let Some(d) = obj.get_mut("data").and_then(Value::as_object_mut) {
+            d.remove("elapsed_ms");
+        }
+    }
+    msg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_drops_and_resumes_misses_nothing_and_gets_nothing_twice() {
+    let (_tmp, service) = local_service(Duration::from_secs(60));
+    let whole = read_all(
+        open(
+            &service,
+            r#"{"query": "What is Tokio?", "request_id": "whole"}"#,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let whole = frames(&whole);
+    assert!(whole.len() > 6, "{whole:?}");
+
+    let body = r#"{"query": "What is Tokio?", "request_id": "cut"}"#;
+    let mut first = open(&service, body, None).await;
+    let seen = read_frames(&mut first, 3).await;
+    drop(first);
+    let seen_frames = frames(&seen);
+    let last_id = seen_frames
+        .iter()
+        .rev()
+        .find(|(id, _)| !id.is_empty())
+        .unwrap()
+        .0
+        .clone();
+    let rest = read_all(open(&service, body, Some(&last_id)).await).await;
+    let mut joined = seen_frames.clone();
+    joined.extend(frames(&rest));
+    let ids: Vec<u64> = joined
+        .iter()
+        .filter(|(id, _)| !id.is_empty())
+        .map(|(id, _)| id.parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    assert_eq!(joined.last().unwrap().1, "[DONE]");
+    let same = |f: &[(String, String)]| {
+        f.iter()
+            .map(|(id, d)| {
+                (
+                    id.clone(),
+                    without_times(&d.replace("\"cut\"", "\"whole\"")),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(same(&joined), same(&whole));
+
+    // A replay is byte for byte what went out the first time.
+    let again = read_all(open(&service, body, Some("0")).await).await;
+    let again = raw_frames(&again);
+    let before = raw_frames(&seen);
+    assert_eq!(&again[..before.len()], &before[..]);
+    assert_eq!(&again[before.len()..], &raw_frames(&rest)[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_streams_are_expired_without_moving_the_client_id() {
+    let (_tmp, service) = local_service(Duration::from_secs(60));
+    let body = read_all(
+        open(
+            &service,
+            r#"{"query": "q", "request_id": "never"}"#,
+            Some("4"),
+        )
+        .await,
+    )
+    .await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("id:"), "{text}");
+    let got = frames(text.as_bytes());
+    assert_eq!(got.len(), 2, "{got:?}");
+    let error: Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["data"]["code"], "expired");
+    assert_eq!(error["isFinal"], true);
+    assert_eq!(got[1].1, "[DONE]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_waits_for_its_client_for_the_linger_then_is_abandoned() {
+    let (hangs, service) = hanging_service(Duration::from_millis(300));
+    let body = r#"{"query": "What is Tokio?", "request_id": "gone"}"#;
+    let mut first = open(&service, body, None).await;
+    let seen = read_frames(&mut first, 1).await;
+    tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
+        .await
+        .unwrap();
+    drop(first);
+    // Back before the linger is over: the same search, still running.
+    let mut back = open(&service, body, Some("1")).await;
+    assert!(
+        !*hangs.dropped.lock().unwrap(),
+        "the search went on without its client"
+    );
+    let more = read_frames(&mut back, 1).await;
+    assert_eq!(frames(&more)[0].0, "2");
+    assert_eq!(service.open_streams(), 1);
+    drop(back);
+    // Nobody comes back: the search is cancelled and its log ends with `abandoned`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !*hangs.dropped.lock().unwrap() {
+        assert!(Instant::now() < deadline, "the search was never cancelled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rest = read_all(open(&service, body, Some("2")).await).await;
+    let rest = frames(&rest);
+    let error: Value = serde_json::from_str(&rest[rest.len() - 2].1).unwrap();
+    assert_eq!(error["data"]["code"], "abandoned");
+    assert_eq!(rest.last().unwrap().1, "[DONE]");
+    let ids: Vec<u64> = rest
+        .iter()
+        .filter(|(id, _)| !id.is_empty())
+        .map(|(id, _)| id.parse().unwrap())
+        .collect();
+    assert_eq!(ids.first(), Some(&3));
+    assert!(frames(&seen)[0].1.contains("status"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while service.open_streams() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the search's slot was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_takes_over_from_the_connection_before_it() {
+    let (hangs, service) = hanging_service(Duration::from_secs(60));
+    let body = r#"{"query": "What is Tokio?", "request_id": "twice"}"#;
+    let mut old = open(&service, body, None).await;
+    read_frames(&mut old, 1).await;
+    tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
+        .await
+        .unwrap();
+    let mut new = open(&service, body, Some("1")).await;
+    let rest = read_all(old).await;
+    let rest = frames(&rest);
+    let error: Value = serde_json::from_str(&rest[rest.len() - 2].1).unwrap();
+    assert_eq!(error["data"]["code"], "superseded");
+    assert!(rest
+        .iter()
+        .all(|(id, data)| id.is_empty() || !data.contains("superseded")));
+    assert!(!*hangs.dropped.lock().unwrap());
+    assert_eq!(frames(&read_frames(&mut new, 1).await)[0].0, "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_the_log_which_stays_resumable() {
+    let (hangs, service) = hanging_service(Duration::from_secs(60));
+    let body = r#"{"query": "What is Tokio?", "request_id": "stop"}"#;
+    let mut live = open(&service, body, None).await;
+    let mut seen = read_at_least(&mut live, 1).await;
+    tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
+        .await
+        .unwrap();
+    assert_eq!(service.streams().begin_shutdown(), 1);
+    seen.extend(read_all(live).await);
+    let got = frames(&seen);
+    let error: Value = serde_json::from_str(&got[got.len() - 2].1).unwrap();
+    assert_eq!(error["data"]["code"], "shutdown");
+    let error_id = got[got.len() - 2].0.clone();
+    assert!(
+        !error_id.is_empty(),
+        "the shutdown error is part of the log"
+    );
+    // Read again from the start: the same frames, the shutdown error included.
+    let again = read_all(open(&service, body, Some("0")).await).await;
+    assert_eq!(raw_frames(&again), raw_frames(&seen));
+}

@@ -1,0 +1,251 @@
+"""Resuming streams with Last-Event-ID on both servers, as real processes: a client that
+drops and comes back misses nothing and gets nothing twice (POST with the header, GET
+with the query parameter, as EventSource does), SIGTERM ends every stream with
+``shutdown`` within its numbering, and a slow client is served losslessly within the
+replay budget."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_servers import events
+
+from servers import BACKENDS, HangingEngine, Server, running, write_corpus
+
+Q = "What is Tokio?"
+Frame = tuple[str | None, Any]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def local_args(corpus: Path, cache: Path, *extra: str) -> list[str]:
+    return ["--corpus", str(corpus), "--cache-dir", str(cache), "--heartbeat", "30", *extra]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, corpus: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    cache = tmp_path_factory.mktemp("cache")
+    with running(request.param, local_args(corpus, cache)) as s:
+        yield s
+
+
+def same_search(frames: list[Frame], request_id: str) -> list[Frame]:
+    """Frames with the request id made neutral, to compare two runs of one search."""
+    out: list[Frame] = []
+    for ident, data in frames:
+        if isinstance(data, dict):
+            data = {**data, "requestId": "<id>"} if "requestId" in data else data
+        out.append((ident, data))
+    return out
+
+
+def read_some(client: httpx.Client, method: str, url: str, n: int, **kwargs: Any) -> list[Frame]:
+    """Opens a stream, reads until `n` frames with ids arrived, then drops the connection;
+    returns those frames (what a client saw before its connection broke)."""
+    with client.stream(method, url, **kwargs) as r:
+        assert r.status_code == 200
+        seen = b""
+        for chunk in r.iter_bytes():
+            seen += chunk
+            complete = seen[: seen.rfind(b"\n\n") + 2]
+            got = [e for e in events(complete) if e[1] != "heartbeat"]
+            numbered = [k for k, (i, _) in enumerate(got) if i is not None]
+            if len(numbered) >= n:
+                return got[: numbered[n - 1] + 1]
+    raise AssertionError(f"the stream ended before {n} frames: {seen!r}")
+
+
+def ids_of(frames: list[Frame]) -> list[int]:
+    return [int(i) for i, _ in frames if i is not None]
+
+
+def whole_run(base: str, request_id: str) -> list[Frame]:
+    r = httpx.post(base + "/deepsearch", json={"query": Q, "request_id": request_id}, timeout=30)
+    return [e for e in events(r.content) if e[1] != "heartbeat"]
+
+
+def test_disconnect_mid_stream_then_resume_loses_nothing(server: Server) -> None:
+    whole = whole_run(server.url, "r-whole")
+    assert len(whole) > 5
+    body = {"query": Q, "request_id": "r-cut"}
+    with httpx.Client(timeout=30) as client:
+        first = read_some(client, "POST", server.url + "/deepsearch", 3, json=body)
+        last = str(ids_of(first)[-1])
+        r = client.post(server.url + "/deepsearch", json=body, headers={"last-event-id": last})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
+    rest = [e for e in events(r.content) if e[1] != "heartbeat"]
+    joined = first + rest
+    assert ids_of(joined) == list(range(1, len(ids_of(joined)) + 1)), "no gap, no duplicate"
+    assert same_search(joined, "r-cut") == same_search(whole, "r-whole")
+
+
+def test_eventsource_get_resumes_with_the_query_parameter(server: Server) -> None:
+    url = server.url + "/deepsearch?query=What+is+Tokio%3F&request_id=r-es"
+    with httpx.Client(timeout=30) as client:
+        first = read_some(client, "GET", url, 2, headers={"accept": "text/event-stream"})
+        last = ids_of(first)[-1]
+        r = client.get(f"{url}&last_event_id={last}")
+        again = client.get(url, headers={"last-event-id": "0"})
+    rest = [e for e in events(r.content) if e[1] != "heartbeat"]
+    assert ids_of(first + rest) == list(range(1, len(ids_of(first + rest)) + 1))
+    assert rest[-1] == (None, "[DONE]")
+    assert rest[-2][1]["type"] == "final"
+    # From 0: the whole log again, identical to what the two connections got.
+    replay = [e for e in events(again.content) if e[1] != "heartbeat"]
+    assert replay == first + rest
+
+
+def test_a_resume_too_late_is_expired_and_counted(server: Server) -> None:
+    r = httpx.post(
+        server.url + "/deepsearch",
+        json={"query": Q, "request_id": "r-never"},
+        headers={"last-event-id": "12"},
+        timeout=30,
+    )
+    assert r.status_code == 200
+    assert b"id:" not in r.content, "an expired answer does not move the client's id"
+    got = events(r.content)
+    assert got[-1] == (None, "[DONE]")
+    assert got[0][1]["data"]["code"] == "expired" and got[0][1]["isFinal"] is True
+    metrics = httpx.get(server.url + "/metrics").text
+    assert re.search(r'^deepsearch_resumes_total\{outcome="expired"\} [1-9]', metrics, re.M)
+
+
+def test_bad_last_event_id_is_a_400_naming_it(server: Server) -> None:
+    r = httpx.post(
+        server.url + "/deepsearch",
+        json={"query": Q, "request_id": "r-bad"},
+        headers={"last-event-id": "abc"},
+    )
+    assert r.status_code == 400
+    assert r.json()["error"]["field"] == "Last-Event-ID"
+    assert r.json()["error"]["code"] == "invalid_last_event_id"
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingEngine]:
+    engine = HangingEngine()
+    yield engine
+    engine.sock.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigterm_ends_streams_within_their_numbering(backend: str, hanging: HangingEngine) -> None:
+    """The shutdown error is the log's next frame (a resume elsewhere reads the same),
+    and a search lingering for a client that left does not hold the server up."""
+    args = ["--engines", "searxng", "--heartbeat", "0.2", "--shutdown-timeout", "5"]
+    with running(backend, args, env={"SEARXNG_URL": hanging.url}) as server:
+        with httpx.Client(timeout=30) as client:
+            read_some(
+                client,
+                "POST",
+                server.url + "/deepsearch",
+                1,
+                json={"query": Q, "request_id": "gone"},
+            )
+            with client.stream(
+                "POST", server.url + "/deepsearch", json={"query": Q, "request_id": "stays"}
+            ) as r:
+                iterator = r.iter_bytes()
+                seen = next(iterator)
+                assert hanging.accepted.wait(5)
+                started = time.monotonic()
+                server.process.send_signal(15)
+                for chunk in iterator:
+                    seen += chunk
+        assert server.process.wait(10) in (0, -15)
+        assert time.monotonic() - started < 10
+    got = [e for e in events(seen) if e[1] != "heartbeat"]
+    assert got[-1] == (None, "[DONE]")
+    ident, error = got[-2]
+    assert error["type"] == "error" and error["data"]["code"] == "shutdown"
+    assert ident is not None
+    assert ids_of(got) == list(range(1, len(ids_of(got)) + 1))
+
+
+def replay_bytes(base: str) -> int:
+    text = httpx.get(base + "/metrics").text
+    match = re.search(r"^deepsearch_replay_bytes (\d+)", text, re.M)
+    assert match, text
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slow_client_is_served_losslessly_within_the_budget(
+    backend: str, corpus: Path, tmp_path: Path
+) -> None:
+    budget, per_stream = 4096, 1024
+    args = local_args(
+        corpus,
+        tmp_path,
+        "--replay-max-bytes",
+        str(budget),
+        "--replay-max-stream-bytes",
+        str(per_stream),
+    )
+    body = {
+        "query": Q,
+        "request_id": "slow",
+        "max_loop": 3,
+        "stream_mode": {"mode": "token", "token": 1},
+    }
+    with running(backend, args) as server:
+        fast = httpx.post(server.url + "/deepsearch", json={**body, "request_id": "fast"})
+        expected = [e for e in events(fast.content) if e[1] != "heartbeat"]
+        assert len(expected) > 20
+        host, port = server.url.removeprefix("http://").split(":")
+        sock = socket.socket()
+        # A small receive window, so the server feels the slow reader.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        sock.connect((host, int(port)))
+        payload = json.dumps(body).encode()
+        sock.sendall(
+            b"POST /deepsearch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(payload), payload)
+        )
+        received = b""
+        peak = 0
+        while True:
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            received += chunk
+            peak = max(peak, replay_bytes(server.url))
+            time.sleep(0.01)
+        sock.close()
+        metrics = httpx.get(server.url + "/metrics").text
+        # The budget was in play: frames the client had passed were dropped for room.
+        assert re.search(r"^deepsearch_replay_trimmed_frames_total [1-9]", metrics, re.M)
+    head, _, raw = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    if b"transfer-encoding: chunked" in head.lower():
+        raw = dechunk(raw)
+    got = [e for e in events(raw) if e[1] != "heartbeat"]
+    assert same_search(got, "slow") == same_search(expected, "fast"), "nothing lost"
+    assert peak <= budget, f"replay logs held {peak} bytes, over the {budget}-byte budget"
+
+
+def dechunk(raw: bytes) -> bytes:
+    out = b""
+    while raw:
+        size_line, _, raw = raw.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += raw[:size]
+        raw = raw[size + 2 :]
+    return out
