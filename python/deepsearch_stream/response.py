@@ -36,8 +36,8 @@ class EventStreamResponse(Response):
 
     The stream is closed however the response ends: completed, the client gone (an
     ``http.disconnect`` arrives while the stream is open: its producer is cancelled at
-    once, not at the next write), or the serving task cancelled. ``background`` runs
-    after that, as with any Starlette response.
+    once, not at the next write), the serving task cancelled, or at once for a HEAD
+    request. ``background`` runs after that, as with any Starlette response.
     """
 
     def __init__(
@@ -56,15 +56,20 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stream = self.stream
+        start = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+        if scope.get("method") == "HEAD":
+            # Headers only: nothing the stream produced would be sent.
+            stream.close()
+            await send(start)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         listener = asyncio.ensure_future(_close_on_disconnect(receive, stream))
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
+            await send(start)
             async for chunk in stream:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
