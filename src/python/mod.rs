@@ -11,6 +11,7 @@ mod proxy;
 mod service;
 mod stream;
 mod synthetic;
+mod wake;
 
 use pyo3::prelude::*;
 
