@@ -8,6 +8,7 @@ use pyo3::types::PyBytes;
 use super::deepsearch::PyDeepSearch;
 use super::errors::ConfigError;
 use super::stream::{checked_yield_every, stream_config, PyEventStream};
+use super::wake::{await_on_loop, Outcome};
 use crate::api::{ApiError, Limits, Reply, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
 
 /// The search service behind an HTTP server; see the class docstring in `_core.pyi`.
@@ -119,7 +120,7 @@ impl PyService {
         let service = self.inner.clone();
         let yield_every = self.yield_every;
         let parsed = service.parse(route, content_type, body);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let started = async move {
             let started = match parsed {
                 Ok(req) => {
                     tracing::info!(request_id = %req.request_id, route = route.path(), "search");
@@ -127,7 +128,7 @@ impl PyService {
                 }
                 Err(e) => Err(e),
             };
-            Python::attach(|py| -> PyResult<Py<PyAny>> {
+            Outcome::Build(Box::new(move |py| {
                 Ok(match started {
                     Ok(Reply::Stream(stream)) => {
                         let sender = stream.sender();
@@ -144,8 +145,9 @@ impl PyService {
                     }
                     Err(e) => refusal(py, &e),
                 })
-            })
-        })
+            }))
+        };
+        await_on_loop(py, started, None)
     }
 
     /// Ends every open stream (and every one started from now on) with an `error`

@@ -36,7 +36,11 @@ pub(crate) enum Outcome {
     EndOfStream,
     /// Raises the Python exception the stream error maps to.
     Failed(StreamError),
+    /// What the closure builds (or raises), for results only Python code can build.
+    Build(BuildOnLoop),
 }
+
+pub(crate) type BuildOnLoop = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
 enum Entry {
     Settle {
@@ -209,6 +213,10 @@ fn run(py: Python<'_>, entry: Entry) {
                 Outcome::Failed(e) => {
                     future.call_method1("set_exception", (PyErr::from(e).into_value(py),))
                 }
+                Outcome::Build(build) => match build(py) {
+                    Ok(value) => future.call_method1("set_result", (value,)),
+                    Err(e) => future.call_method1("set_exception", (e.into_value(py),)),
+                },
             };
             if let Err(e) = settled {
                 e.write_unraisable(py, Some(future));
