@@ -147,6 +147,25 @@ def test_one_stream_across_two_event_loops() -> None:
     assert asyncio.run(end()) == [DONE]
 
 
+def test_a_new_event_loop_per_run_leaks_no_descriptors() -> None:
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def pending_read_then_leave() -> None:
+        s = EventStream("r", heartbeat=None)
+        waiting = s.__anext__()
+        assert isinstance(waiting, asyncio.Future)  # this loop's waker is in use
+        await s.send("n", 1)
+        assert b'"data": 1' in await waiting
+
+    asyncio.run(pending_read_then_leave())
+    before = descriptors()
+    for _ in range(200):
+        asyncio.run(pending_read_then_leave())
+    # Each loop's waker holds a socket pair until the loop is closed and replaced.
+    assert descriptors() - before <= 4
+
+
 # Leaves Rust tasks running and futures pending when the interpreter exits: a heartbeat or
 # a producer settling one of them during finalization must not touch Python off-thread.
 EXIT_SCRIPT = textwrap.dedent(
