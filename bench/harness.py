@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -461,6 +461,10 @@ def measure_idle(stacks_: list[Stack], prof: Profile, logdir: Path) -> dict[str,
                 "jitter_ms_max": res["jitter_ms"]["max"],
                 "jitter_quantiles": res["jitter_ms"]["quantiles"],
                 "intervals": res["jitter_ms"]["n"],
+                "jitter_after_open_ms_p50": res["jitter_after_open_ms"]["p50"],
+                "jitter_after_open_ms_p99": res["jitter_after_open_ms"]["p99"],
+                "jitter_after_open_ms_max": res["jitter_after_open_ms"]["max"],
+                "intervals_after_open": res["jitter_after_open_ms"]["n"],
                 "streams_without_heartbeat": res["streams_without_heartbeat"],
                 "closed_early": res["closed_early"],
                 "server_cpu_pct_hold": 100 * hold_cpu / hold_s if hold_s > 0 else float("nan"),
@@ -700,8 +704,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print JSON, write nothing")
     parser.add_argument("--charts", type=Path, default=ROOT / "docs" / "bench")
     parser.add_argument("--json-out", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--idle-streams",
+        help="comma-separated stream counts for the idle measurement (default: the profile's)",
+    )
     args = parser.parse_args(argv)
     prof = QUICK if args.quick else FULL
+    if args.idle_streams:
+        counts = tuple(int(n) for n in args.idle_streams.split(",") if n.strip())
+        prof = replace(prof, idle_streams=counts)
     only = [m.strip() for m in args.only.split(",") if m.strip()]
     started = time.monotonic()
     raise_nofile()

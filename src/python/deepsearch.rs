@@ -12,6 +12,7 @@ use pyo3::types::{PyDict, PyString};
 use super::errors::{ConfigError, InvalidRequestError, LlmError};
 use super::json::{take_error, PyJson};
 use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
+use super::wake::{await_on_loop, Outcome};
 use crate::deepsearch::{
     DeepSearch, DeepSearchError, Filter, Locale, Request, Settings, StreamMode,
 };
@@ -239,14 +240,15 @@ impl PyDeepSearch {
         let _ = request_id; // accepted for symmetry with run(); a result has no envelope
         let req = request(query, max_loop, StreamMode::default())?;
         let inner = Arc::clone(&self.inner);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let result = inner.search(&req).await?;
-            let text = serde_json::to_string(&result)
-                .map_err(|e| DeepSearchError::Internal(e.to_string()))?;
-            Python::attach(|py| -> PyResult<Py<PyAny>> {
-                Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
-            })
-        })
+        let searched = async move {
+            let text = inner.search(&req).await.and_then(|result| {
+                serde_json::to_string(&result).map_err(|e| DeepSearchError::Internal(e.to_string()))
+            });
+            Outcome::Build(Box::new(move |py| {
+                Ok(py.import("json")?.call_method1("loads", (text?,))?.unbind())
+            }))
+        };
+        await_on_loop(py, searched, None)
     }
 
     fn __repr__(&self) -> String {

@@ -12,6 +12,7 @@ mod proxy;
 mod service;
 mod stream;
 mod synthetic;
+mod wake;
 
 use pyo3::prelude::*;
 

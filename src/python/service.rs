@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::deepsearch::PyDeepSearch;
 use super::errors::ConfigError;
 use super::stream::{checked_yield_every, stream_config, PyEventStream};
+use super::wake::{await_on_loop, Outcome};
 use crate::api::{ApiError, Limits, Reply, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
 use crate::replay::{MemoryStore, ReplayConfig};
 
@@ -158,7 +159,7 @@ impl PyService {
             }
         }
         .and_then(|req| service.with_resume(route, req, last_event_id, query));
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let started = async move {
             let started = match parsed {
                 Ok(req) => {
                     tracing::info!(request_id = %req.request_id, route = route.path(), "search");
@@ -166,7 +167,7 @@ impl PyService {
                 }
                 Err(e) => Err(e),
             };
-            Python::attach(|py| -> PyResult<Py<PyAny>> {
+            Outcome::Build(Box::new(move |py| {
                 Ok(match started {
                     Ok(Reply::Stream(stream)) => {
                         let sender = stream.sender();
@@ -183,8 +184,9 @@ impl PyService {
                     }
                     Err(e) => refusal(py, &e),
                 })
-            })
-        })
+            }))
+        };
+        await_on_loop(py, started, None)
     }
 
     /// Ends every open stream (and every one started from now on) with an `error`

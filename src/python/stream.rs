@@ -3,57 +3,25 @@
 //!
 //! The hot path avoids asyncio futures and thread hops: when a frame is already buffered
 //! (or there is room to send), the call returns a [`Ready`] awaitable that completes in
-//! place. Only a real wait goes through pyo3-async-runtimes onto the tokio runtime.
+//! place. Only a real wait becomes an asyncio future, settled from the tokio runtime
+//! through the loop's waker ([`super::wake`]).
 
 use std::cell::RefCell;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
-use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
+use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyTuple};
-use pyo3_async_runtimes::TaskLocals;
 
 use super::errors::{ConfigError, EncodeError};
 use super::json::{take_error, PyJson};
+use super::wake::{await_on_loop, LoopWaker, Outcome};
 use crate::message::Envelope;
 use crate::stream::{
     CloseHandle, EventStream, HeartbeatFormat, Sender, StreamConfig, StreamError, TryChunk, TrySend,
 };
-
-/// A chunk handed to Python as `bytes`.
-struct Chunk(Bytes);
-
-impl<'py> IntoPyObject<'py> for Chunk {
-    type Target = PyBytes;
-    type Output = Bound<'py, PyBytes>;
-    type Error = Infallible;
-
-    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
-        Ok(PyBytes::new(py, &self.0))
-    }
-}
-
-/// Closes the stream if the wait it guards is dropped before it finishes: that happens
-/// when the consuming asyncio task is cancelled (the client went away).
-struct CloseUnlessDone(Option<CloseHandle>);
-
-impl CloseUnlessDone {
-    fn done(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for CloseUnlessDone {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.close();
-        }
-    }
-}
 
 /// An awaitable that is already complete: awaiting it returns `value` without suspending,
 /// or after exactly one bare yield to the event loop when `yield_first` is set.
@@ -155,7 +123,6 @@ pub struct PyEventStream {
     sender: Sender,
     stream: EventStream,
     request_id: String,
-    locals: OnceLock<TaskLocals>,
     fast_streak: AtomicU32,
     yield_every: u32,
 }
@@ -181,18 +148,9 @@ impl PyEventStream {
             request_id: stream.request_id().to_owned(),
             sender,
             stream,
-            locals: OnceLock::new(),
             fast_streak: AtomicU32::new(0),
             yield_every,
         }
-    }
-
-    fn locals(&self, py: Python<'_>) -> PyResult<&TaskLocals> {
-        if let Some(l) = self.locals.get() {
-            return Ok(l);
-        }
-        let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
-        Ok(self.locals.get_or_init(|| locals))
     }
 
     fn ready<'py>(
@@ -275,11 +233,14 @@ impl PyEventStream {
             TrySend::Sent(_) => Self::ready(py, py.None(), false, None),
             TrySend::Full(body) => {
                 let sender = self.sender.clone();
-                let locals = self.locals(py)?.clone();
-                pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
-                    sender.send_encoded(body).await?;
-                    Ok(())
-                })
+                let sent = async move {
+                    match sender.send_encoded(body).await {
+                        Ok(_) => Outcome::Unit,
+                        Err(e) => Outcome::Failed(e),
+                    }
+                };
+                // Cancelling a blocked send drops the message; the stream stays open.
+                await_on_loop(py, sent, None)
             }
         }
     }
@@ -324,16 +285,12 @@ impl PyEventStream {
             },
         )?;
         task.call_method1("add_done_callback", (on_done,))?;
-        let event_loop = task.call_method0("get_loop")?.unbind();
+        let waker = LoopWaker::of(&task.call_method0("get_loop")?)?;
         let cancel = task.getattr("cancel")?.unbind();
-        self.stream.on_close_cancel(move || {
-            Python::attach(|py| {
-                // The loop may already be closed at interpreter shutdown; nothing to cancel then.
-                let _ = event_loop
-                    .bind(py)
-                    .call_method1("call_soon_threadsafe", (cancel.bind(py),));
-            });
-        });
+        // Runs on whichever thread ends the stream, often a tokio one: it must not take
+        // the GIL, so the loop thread makes the call.
+        self.stream
+            .on_close_cancel(move || waker.call_on_loop(cancel));
         Ok(task)
     }
 
@@ -379,17 +336,14 @@ impl PyEventStream {
             TryChunk::Empty => {
                 self.fast_streak.store(0, Ordering::Relaxed);
                 let wait = self.stream.next_chunk_owned();
-                let guard = CloseUnlessDone(Some(self.stream.close_handle()));
-                let locals = self.locals(py)?.clone();
-                pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
-                    let chunk = wait.await;
-                    guard.done();
-                    match chunk {
-                        Some(bytes) => Ok(Chunk(bytes)),
-                        None => Err(PyStopAsyncIteration::new_err(())),
+                let next = async move {
+                    match wait.await {
+                        Some(bytes) => Outcome::Chunk(bytes),
+                        None => Outcome::EndOfStream,
                     }
-                })
-                .map(Some)
+                };
+                // A cancelled read means the consuming task was cancelled: the client left.
+                await_on_loop(py, next, Some(self.stream.close_handle())).map(Some)
             }
         }
     }

@@ -368,6 +368,9 @@ async fn idle(args: &Args) -> Res<Value> {
 
     let mut open_times = Vec::new();
     let mut jitter = Vec::new();
+    // Intervals that began once every stream was open: heartbeats of idle streams alone,
+    // without the server busy opening the others.
+    let mut jitter_after_open = Vec::new();
     let mut first_lateness = Vec::new();
     let (mut beats, mut with_beat, mut without_beat, mut closed_early, mut messages) =
         (0usize, 0usize, 0usize, 0usize, 0u64);
@@ -390,7 +393,11 @@ async fn idle(args: &Args) -> Res<Value> {
             without_beat += 1;
         }
         for w in r.heartbeats.windows(2) {
-            jitter.push(((w[1] - w[0]) - period).abs() * 1e3);
+            let late = ((w[1] - w[0]) - period).abs() * 1e3;
+            jitter.push(late);
+            if w[0] >= open_s {
+                jitter_after_open.push(late);
+            }
         }
     }
     Ok(json!({
@@ -409,6 +416,7 @@ async fn idle(args: &Args) -> Res<Value> {
         "closed_early": closed_early,
         "unexpected_messages": messages,
         "jitter_ms": summary(jitter),
+        "jitter_after_open_ms": summary(jitter_after_open),
         "first_lateness_ms": summary(first_lateness),
         "client_cpu_s": cpu,
         "client_max_rss_kb": max_rss_kb(),
