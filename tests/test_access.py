@@ -72,7 +72,7 @@ GUARDED: dict[str, tuple[dict[str, Any], int]] = {
     "bench-without-key": (req("POST", "/bench/idle", json={"id": "x"}), 401),
     "unknown-path-without-key": (req("GET", "/nope"), 401),
     "unknown-path-with-key": (req("GET", "/nope", bearer()), 404),
-    "wrong-method-with-key": (req("GET", "/deepsearch", bearer()), 405),
+    "wrong-method-with-key": (req("PUT", "/deepsearch", bearer()), 405),
     "healthz-alias-without-key": (req("GET", "/%68ealthz"), 401),
     # CORS: preflights need no key; the answers carry the CORS headers, refusals too.
     "preflight-allowed": (preflight(APP), 204),
