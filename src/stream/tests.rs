@@ -2,10 +2,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::*;
+use crate::message::Envelope;
 
 fn cfg() -> StreamConfig {
     StreamConfig::default()

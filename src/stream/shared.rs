@@ -1,0 +1,361 @@
+//! The state one stream's producers and consumer share, behind one lock.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::task::AtomicWaker;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::message::{Envelope, ErrorData};
+
+use super::config::*;
+
+pub(super) type Hook = Box<dyn FnOnce(&EndReason) + Send>;
+pub(super) type Canceller = Box<dyn FnOnce() + Send>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum HookKind {
+    Completion,
+    Timeout,
+    Error,
+}
+
+/// How a queued frame is numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameId {
+    /// The stream's next id.
+    Auto,
+    /// This id (a frame replayed from a log keeps its own); numbering continues after it.
+    Given(u64),
+    /// No `id:` line: the frame does not move the client's `Last-Event-ID`.
+    Unnumbered,
+}
+
+pub(super) struct Frame {
+    pub(super) id: Option<u64>,
+    pub(super) body: Vec<u8>,
+}
+
+/// Length of the `id: N\n` line written before a frame with an id.
+pub(super) fn id_line_len(id: Option<u64>) -> usize {
+    id.map_or(0, |id| 5 + id.checked_ilog10().unwrap_or(0) as usize + 1)
+}
+
+pub(super) struct State {
+    pub(super) queue: VecDeque<Frame>,
+    pub(super) pending_bytes: usize,
+    pub(super) next_id: u64,
+    /// Set once, when producers can no longer send; the terminal frames are queued then.
+    pub(super) end: Option<EndReason>,
+    /// The consumer took the last frame, or went away.
+    pub(super) finished: bool,
+    pub(super) last_delivery: Instant,
+    pub(super) hooks: Vec<(HookKind, Hook)>,
+    pub(super) cancellers: Vec<Canceller>,
+}
+
+pub(super) struct Shared {
+    pub(super) request_id: Box<str>,
+    pub(super) config: StreamConfig,
+    pub(super) deadline: Option<Instant>,
+    pub(super) state: Mutex<State>,
+    pub(super) consumer: AtomicWaker,
+    pub(super) space: Notify,
+    pub(super) senders: AtomicUsize,
+    pub(super) messages_sent: AtomicU64,
+    pub(super) bytes_sent: AtomicU64,
+    pub(super) heartbeats: AtomicU64,
+    pub(super) blocked_nanos: AtomicU64,
+    /// The last encoded body's length: the next one is sized from it, so a stream of
+    /// similar messages encodes without growing its buffer.
+    pub(super) body_hint: AtomicUsize,
+}
+
+/// What must happen after the state lock is released.
+#[derive(Default)]
+pub(super) struct Wake {
+    pub(super) consumer: bool,
+    pub(super) producers: bool,
+    pub(super) ended: Option<(EndReason, Vec<Hook>, Vec<Canceller>)>,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated in a way that
+        // matters more than losing the stream entirely, so keep serving it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn apply(&self, wake: Wake) {
+        if wake.consumer {
+            self.consumer.wake();
+        }
+        if wake.producers {
+            self.space.notify_waiters();
+        }
+        if let Some((reason, hooks, cancellers)) = wake.ended {
+            for cancel in cancellers {
+                cancel();
+            }
+            for hook in hooks {
+                hook(&reason);
+            }
+        }
+    }
+
+    pub(super) fn encode_body<D: Serialize + ?Sized>(
+        &self,
+        env: &Envelope<'_, D>,
+    ) -> Result<Vec<u8>, StreamError> {
+        let hint = self.body_hint.load(Ordering::Relaxed);
+        let mut body = Vec::with_capacity(hint.clamp(96, 64 * 1024) + 16);
+        body.extend_from_slice(b"data: ");
+        env.write_json(&mut body)
+            .map_err(|e| StreamError::Encode(e.to_string()))?;
+        // JSON text never holds a raw CR or LF (serde_json escapes them), so one `data:`
+        // line is exactly what the general SSE encoder would write.
+        body.extend_from_slice(b"\n\n");
+        self.body_hint.store(body.len(), Ordering::Relaxed);
+        Ok(body)
+    }
+
+    /// Marks the end and queues the terminal frames. Caller holds the lock.
+    pub(super) fn end_locked(&self, st: &mut State, reason: EndReason, wake: &mut Wake) {
+        let error = match &reason {
+            EndReason::Failed { message, code } => Some((message.clone(), code.clone())),
+            EndReason::TimedOut => Some((
+                format!(
+                    "stream timed out after {:.0} s",
+                    self.config.timeout.unwrap_or_default().as_secs_f64()
+                ),
+                "timeout".to_string(),
+            )),
+            EndReason::ProducerGone => Some((
+                "the stream's producer went away without completing it".to_string(),
+                "producer_gone".to_string(),
+            )),
+            EndReason::Completed | EndReason::ConsumerGone => None,
+        };
+        if let Some((message, code)) = error {
+            let data = ErrorData {
+                message: &message,
+                code: &code,
+            };
+            let env = Envelope::new("error", &data, &self.request_id).is_final(Some(true));
+            // ErrorData holds only strings: encoding cannot fail.
+            if let Ok(body) = self.encode_body(&env) {
+                let id = st.next_id;
+                st.next_id += 1;
+                st.pending_bytes += body.len();
+                st.queue.push_back(Frame { id: Some(id), body });
+            }
+        }
+        st.queue.push_back(Frame {
+            id: None,
+            body: DONE_FRAME.to_vec(),
+        });
+        st.end = Some(reason);
+        wake.consumer = true;
+        wake.producers = true;
+    }
+
+    pub(super) fn check_timeout_locked(&self, st: &mut State, now: Instant, wake: &mut Wake) {
+        if st.end.is_none() && !st.finished && self.deadline.is_some_and(|d| now >= d) {
+            self.end_locked(st, EndReason::TimedOut, wake);
+        }
+    }
+
+    pub(super) fn closed_error(st: &State) -> StreamError {
+        match &st.end {
+            Some(EndReason::TimedOut) => StreamError::TimedOut,
+            Some(EndReason::ConsumerGone) | None => StreamError::ConsumerGone,
+            Some(_) => StreamError::Ended,
+        }
+    }
+
+    /// Queues `body` under `id`: `Auto` numbers it, `Given` keeps the id of a frame
+    /// replayed from elsewhere (later numbering continues after it), `Unnumbered` sends it
+    /// without an id line.
+    pub(super) fn try_push(&self, id: FrameId, body: Vec<u8>) -> Result<TrySend, StreamError> {
+        let mut wake = Wake::default();
+        let result = {
+            let mut st = self.lock();
+            self.check_timeout_locked(&mut st, Instant::now(), &mut wake);
+            if st.end.is_some() || st.finished {
+                Err(Self::closed_error(&st))
+            } else if st.queue.len() >= self.config.max_pending
+                || (!st.queue.is_empty()
+                    && st.pending_bytes + body.len() > self.config.max_pending_bytes)
+            {
+                Ok(TrySend::Full(body))
+            } else {
+                let id = match id {
+                    FrameId::Auto => Some(st.next_id),
+                    FrameId::Given(id) => Some(id),
+                    FrameId::Unnumbered => None,
+                };
+                if let Some(id) = id {
+                    st.next_id = id + 1;
+                }
+                st.pending_bytes += body.len();
+                st.queue.push_back(Frame { id, body });
+                wake.consumer = true;
+                Ok(TrySend::Sent(id.unwrap_or(0)))
+            }
+        };
+        self.apply(wake);
+        result
+    }
+
+    pub(super) fn finish_locked(&self, st: &mut State, reason: EndReason, wake: &mut Wake) {
+        st.finished = true;
+        let kind = match reason {
+            EndReason::Completed => HookKind::Completion,
+            EndReason::TimedOut => HookKind::Timeout,
+            _ => HookKind::Error,
+        };
+        let hooks = std::mem::take(&mut st.hooks)
+            .into_iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, h)| h)
+            .collect();
+        let cancellers = std::mem::take(&mut st.cancellers);
+        wake.producers = true;
+        wake.ended = Some((reason, hooks, cancellers));
+    }
+
+    /// Takes whatever can be handed out now. `Err(deadline)` means "nothing yet; look again
+    /// at that instant at the latest" (a heartbeat or timeout falls due then).
+    pub(super) fn try_take(&self, now: Instant) -> Result<TryChunk, Option<Instant>> {
+        let mut wake = Wake::default();
+        let result = {
+            let mut st = self.lock();
+            self.take_locked(&mut st, now, &mut wake)
+        };
+        self.apply(wake);
+        result
+    }
+
+    pub(super) fn take_locked(
+        &self,
+        st: &mut State,
+        now: Instant,
+        wake: &mut Wake,
+    ) -> Result<TryChunk, Option<Instant>> {
+        if st.finished {
+            return Ok(TryChunk::Ended);
+        }
+        self.check_timeout_locked(st, now, wake);
+        if !st.queue.is_empty() {
+            // Whole frames, as many as fit in one chunk (at least one), sized up front.
+            let mut frames = 0;
+            let mut size = 0;
+            let mut bodies = 0;
+            for f in &st.queue {
+                if frames > 0 && size + f.body.len() + 24 > self.config.max_chunk_bytes {
+                    break;
+                }
+                size += id_line_len(f.id) + f.body.len();
+                bodies += f.body.len();
+                frames += 1;
+            }
+            let mut chunk = BytesMut::with_capacity(size);
+            let mut messages = 0u64;
+            let mut id_text = itoa::Buffer::new();
+            for f in st.queue.drain(..frames) {
+                if let Some(id) = f.id {
+                    messages += 1;
+                    chunk.extend_from_slice(b"id: ");
+                    chunk.extend_from_slice(id_text.format(id).as_bytes());
+                    chunk.extend_from_slice(b"\n");
+                }
+                chunk.extend_from_slice(&f.body);
+            }
+            st.pending_bytes = st.pending_bytes.saturating_sub(bodies);
+            st.last_delivery = now;
+            self.messages_sent.fetch_add(messages, Ordering::Relaxed);
+            self.bytes_sent
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            wake.producers = true;
+            if st.queue.is_empty() {
+                if let Some(reason) = st.end.clone() {
+                    self.finish_locked(st, reason, wake);
+                }
+            }
+            return Ok(TryChunk::Chunk(chunk.freeze()));
+        }
+        let heartbeat_at = self.config.heartbeat.map(|hb| st.last_delivery + hb);
+        if heartbeat_at.is_some_and(|at| now >= at) {
+            st.last_delivery = now;
+            let frame = self.config.heartbeat_format.frame();
+            self.heartbeats.fetch_add(1, Ordering::Relaxed);
+            self.bytes_sent
+                .fetch_add(frame.len() as u64, Ordering::Relaxed);
+            return Ok(TryChunk::Chunk(Bytes::from_static(frame)));
+        }
+        let next = match (heartbeat_at, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Err(next)
+    }
+
+    /// Ends the stream with `reason` unless it has already ended.
+    pub(super) fn end(&self, reason: EndReason) -> Result<(), StreamError> {
+        let mut wake = Wake::default();
+        let result = {
+            let mut st = self.lock();
+            self.check_timeout_locked(&mut st, Instant::now(), &mut wake);
+            if st.end.is_some() || st.finished {
+                Err(Shared::closed_error(&st))
+            } else {
+                self.end_locked(&mut st, reason, &mut wake);
+                Ok(())
+            }
+        };
+        self.apply(wake);
+        result
+    }
+
+    pub(super) fn close(&self) {
+        let mut wake = Wake::default();
+        {
+            let mut st = self.lock();
+            if st.finished {
+                return;
+            }
+            // Nobody is left to read what is buffered; the producers learn it from `send`.
+            st.queue.clear();
+            st.pending_bytes = 0;
+            if st.end.is_none() {
+                st.end = Some(EndReason::ConsumerGone);
+            }
+            self.finish_locked(&mut st, EndReason::ConsumerGone, &mut wake);
+            // A read may be pending when another task closes the stream (a disconnect
+            // listener next to the sending loop): it must end now, not at the next timer.
+            wake.consumer = true;
+        }
+        self.apply(wake);
+    }
+}
+
+pub(super) fn stats(shared: &Shared) -> StreamStats {
+    let pending = shared
+        .lock()
+        .queue
+        .iter()
+        .filter(|f| f.id.is_some())
+        .count() as u64;
+    StreamStats {
+        messages_sent: shared.messages_sent.load(Ordering::Relaxed),
+        bytes_sent: shared.bytes_sent.load(Ordering::Relaxed),
+        heartbeats: shared.heartbeats.load(Ordering::Relaxed),
+        pending,
+        blocked: Duration::from_nanos(shared.blocked_nanos.load(Ordering::Relaxed)),
+    }
+}
