@@ -125,7 +125,9 @@ def chart_idle(r: dict[str, Any], path: Path) -> None:
         ax.set_xticklabels([f"N={n:,}" for n in ns])
         ax.set_title(title, fontsize=10)
     axes[0].axhline(IDLE_TARGET_KIB_D, color=COLORS["d"], ls="--", lw=1)
-    axes[0].legend(fontsize=7)
+    # Headroom above the tallest bar, so the legend never covers one.
+    axes[0].set_ylim(top=axes[0].get_ylim()[1] * 1.45)
+    axes[0].legend(fontsize=7, ncol=2, loc="upper center")
     axes[2].axhline(JITTER_TARGET_MS, color="black", ls="--", lw=1)
     axes[2].set_yscale("log")
     fig.suptitle("2 · Idle streams with heartbeats")
