@@ -39,6 +39,7 @@ pub struct Metrics {
     replay_bytes: Gauge,
     replay_evictions: Counter,
     replay_trimmed: Counter,
+    replay_store_errors: Counter,
     resumes: Family<Labels, Counter>,
 }
 
@@ -60,6 +61,7 @@ impl Metrics {
             replay_bytes: Gauge::default(),
             replay_evictions: Counter::default(),
             replay_trimmed: Counter::default(),
+            replay_store_errors: Counter::default(),
             resumes: Family::default(),
             registry: Registry::default(),
         };
@@ -126,8 +128,13 @@ impl Metrics {
             m.replay_trimmed.clone(),
         );
         registry.register(
+            "replay_store_errors",
+            "Streams whose shared replay store (Redis) failed; they went on unlogged there",
+            m.replay_store_errors.clone(),
+        );
+        registry.register(
             "resumes",
-            "Reconnections with Last-Event-ID, by outcome (resumed, expired)",
+            "Reconnections with Last-Event-ID, by outcome (resumed, or the refusal's code)",
             m.resumes.clone(),
         );
         Metrics { registry, ..m }
@@ -204,9 +211,14 @@ impl Metrics {
             .dec_by(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
-    /// A client came back with `Last-Event-ID`: resumed, or told its stream expired.
-    pub fn resume(&self, resumed: bool) {
-        let outcome = if resumed { "resumed" } else { "expired" };
+    /// The shared replay store failed for a stream.
+    pub fn replay_store_error(&self) {
+        self.replay_store_errors.inc();
+    }
+
+    /// A client came back with `Last-Event-ID`: `resumed`, or the code of the refusal
+    /// (`expired`, `resume_unavailable`, ...).
+    pub fn resume(&self, outcome: &str) {
         self.resumes
             .get_or_create(&vec![("outcome", outcome.to_string())])
             .inc();

@@ -274,7 +274,9 @@ class Service:
     a request with ``last_event_id`` (the ``Last-Event-ID`` header) or a
     ``last_event_id`` query parameter reads the log of its ``request_id`` after that id.
     ``method="GET"`` reads the request from ``query`` (a URL query string) instead of
-    the body.
+    the body. With ``redis_url`` the logs live in Redis Streams, shared by every instance
+    using it (a client may resume on any); Redis must answer when the service is built
+    (else ``ConfigError``), and a Redis failure later never stops a live stream.
     """
 
     def __new__(
@@ -296,6 +298,7 @@ class Service:
         replay_ttl: float = 300.0,
         replay_max_bytes: int = 268435456,
         replay_max_stream_bytes: int = 16777216,
+        redis_url: str | None = None,
     ) -> Service: ...
     @property
     def open_streams(self) -> int:

@@ -64,6 +64,9 @@ class Settings:
     replay_ttl: float = 300.0
     replay_max_bytes: int = 256 << 20
     replay_max_stream_bytes: int = 16 << 20
+    # Replay logs in Redis Streams (redis://host:port/db), shared by every instance, so a
+    # client can resume on any of them; None: in memory. Redis must answer at start.
+    redis_url: str | None = field(default=None, repr=False)
     search_options: dict[str, Any] = field(default_factory=dict)
     # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
     bench_routes: bool = False
@@ -99,6 +102,7 @@ class Settings:
             replay_max_stream_bytes=int(
                 _env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", str(16 << 20)) or 0
             ),
+            redis_url=_env("DEEPSEARCH_REDIS_URL"),
         )
 
 
@@ -294,6 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replay_ttl=settings.replay_ttl,
         replay_max_bytes=settings.replay_max_bytes,
         replay_max_stream_bytes=settings.replay_max_stream_bytes,
+        redis_url=settings.redis_url,
     )
 
     @asynccontextmanager

@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         default=int(_env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", 16 << 20)),
         help="bytes one stream's replay log may hold",
     )
+    serve.add_argument(
+        "--redis",
+        dest="redis_url",
+        default=_env("DEEPSEARCH_REDIS_URL"),
+        help="keep replay logs in Redis Streams at this URL (redis://host:port/db), shared by "
+        "every instance; none: in memory. The server does not start when Redis does not answer",
+    )
     serve.add_argument("--log-level", default=_env("DEEPSEARCH_LOG_LEVEL", "info"))
     serve.add_argument(
         "--bench-routes",
@@ -123,6 +130,7 @@ def _settings(args: argparse.Namespace) -> Any:
         replay_ttl=args.replay_ttl,
         replay_max_bytes=args.replay_max_bytes,
         replay_max_stream_bytes=args.replay_max_stream_bytes,
+        redis_url=args.redis_url,
         bench_routes=args.bench_routes,
         api_key=args.api_key,
         cors_origins=args.cors_origins,

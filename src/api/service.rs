@@ -298,11 +298,11 @@ impl Service {
         let config = replay_config(&self.stream_config);
         let stream = match self.replay.attach(request_id, after).await {
             Ok(reader) => {
-                metrics::global().resume(true);
+                metrics::global().resume("resumed");
                 resume::replay(request_id, config, reader)?
             }
             Err(e) => {
-                metrics::global().resume(false);
+                metrics::global().resume(e.code());
                 resume::refused(request_id, config, &e)?
             }
         };

@@ -13,7 +13,10 @@ use super::errors::ConfigError;
 use super::stream::{checked_yield_every, stream_config, PyEventStream};
 use super::wake::{await_on_loop, Outcome};
 use crate::api::{ApiError, Limits, Reply, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
-use crate::replay::{MemoryStore, ReplayConfig};
+use crate::replay::{MemoryStore, RedisStore, ReplayConfig, ReplayStore};
+
+/// Longest wait for Redis when the service is built (`redis_url`).
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The search service behind an HTTP server; see the class docstring in `_core.pyi`.
 #[pyclass(module = "deepsearch_stream._core", name = "Service", frozen)]
@@ -61,10 +64,11 @@ impl PyService {
         heartbeat = Some(10.0), timeout = Some(3600.0), heartbeat_format = "data",
         max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32,
         resume_linger = 60.0, replay_ttl = 300.0, replay_max_bytes = 268435456,
-        replay_max_stream_bytes = 16777216
-    ), text_signature = "(search, *, upstream=None, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32, resume_linger=60.0, replay_ttl=300.0, replay_max_bytes=268435456, replay_max_stream_bytes=16777216)")]
+        replay_max_stream_bytes = 16777216, redis_url = None
+    ), text_signature = "(search, *, upstream=None, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32, resume_linger=60.0, replay_ttl=300.0, replay_max_bytes=268435456, replay_max_stream_bytes=16777216, redis_url=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         search: &PyDeepSearch,
         upstream: Option<&str>,
         max_streams: usize,
@@ -81,6 +85,7 @@ impl PyService {
         replay_ttl: f64,
         replay_max_bytes: usize,
         replay_max_stream_bytes: usize,
+        redis_url: Option<&str>,
     ) -> PyResult<Self> {
         let seconds = |name: &str, value: f64| {
             Duration::try_from_secs_f64(value).map_err(|_| {
@@ -109,8 +114,22 @@ impl PyService {
             max_body_bytes,
             max_query_chars,
         };
-        let mut inner = Service::from_shared(search.shared(), limits, config)
-            .with_replay(Arc::new(MemoryStore::new(replay)));
+        let store: Arc<dyn ReplayStore> = match redis_url {
+            // Connected on the runtime the service runs on (the connection's task lives
+            // there), without holding the GIL.
+            Some(url) => Arc::new(
+                py.detach(|| {
+                    pyo3_async_runtimes::tokio::get_runtime().block_on(RedisStore::connect(
+                        url,
+                        replay,
+                        REDIS_CONNECT_TIMEOUT,
+                    ))
+                })
+                .map_err(|e| ConfigError::new_err(format!("replay store: {e}")))?,
+            ),
+            None => Arc::new(MemoryStore::new(replay)),
+        };
+        let mut inner = Service::from_shared(search.shared(), limits, config).with_replay(store);
         if let Some(url) = upstream {
             inner = inner
                 .with_upstream(url)

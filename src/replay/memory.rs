@@ -208,6 +208,53 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Starts a new, empty log for `request_id` (see [`ReplayStore::create`]).
+    pub(crate) fn create_writer(&self, request_id: &str) -> MemoryWriter {
+        let key: Arc<str> = request_id.into();
+        let generation = {
+            let mut st = self.shared.lock_purged();
+            st.remove(&key, None);
+            let generation = st.next_generation;
+            st.next_generation += 1;
+            st.logs.insert(
+                Arc::clone(&key),
+                Log {
+                    generation,
+                    frames: VecDeque::new(),
+                    bytes: 0,
+                    trimmed_through: 0,
+                    done: false,
+                    reader: None,
+                    detached_since: Instant::now(),
+                    changed: Arc::new(Notify::new()),
+                },
+            );
+            metrics::global().replay_log_added();
+            generation
+        };
+        self.shared.space.notify_waiters();
+        MemoryWriter {
+            shared: Arc::clone(&self.shared),
+            key,
+            generation,
+        }
+    }
+
+    /// Whether `key`'s log has a reader attached now.
+    #[cfg(feature = "redis")]
+    pub(crate) fn has_reader(&self, key: &str) -> bool {
+        let st = self.shared.lock();
+        st.logs.get(key).is_some_and(|l| l.reader.is_some())
+    }
+
+    /// Drops `key`'s log at once (a shared store took it over): its writer's appends
+    /// fail, a reader attached now gets [`ReplayError::Expired`].
+    #[cfg(feature = "redis")]
+    pub(crate) fn forget(&self, key: &str) {
+        self.shared.lock().remove(key, None);
+        self.shared.space.notify_waiters();
+    }
 }
 
 impl Shared {
@@ -238,37 +285,8 @@ impl ReplayStore for MemoryStore {
         &'a self,
         request_id: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn LogWriter>, ReplayError>> {
-        async move {
-            let key: Arc<str> = request_id.into();
-            let generation = {
-                let mut st = self.shared.lock_purged();
-                st.remove(&key, None);
-                let generation = st.next_generation;
-                st.next_generation += 1;
-                st.logs.insert(
-                    Arc::clone(&key),
-                    Log {
-                        generation,
-                        frames: VecDeque::new(),
-                        bytes: 0,
-                        trimmed_through: 0,
-                        done: false,
-                        reader: None,
-                        detached_since: Instant::now(),
-                        changed: Arc::new(Notify::new()),
-                    },
-                );
-                metrics::global().replay_log_added();
-                generation
-            };
-            self.shared.space.notify_waiters();
-            Ok(Box::new(MemoryWriter {
-                shared: Arc::clone(&self.shared),
-                key,
-                generation,
-            }) as Box<dyn LogWriter>)
-        }
-        .boxed()
+        let writer = self.create_writer(request_id);
+        async move { Ok(Box::new(writer) as Box<dyn LogWriter>) }.boxed()
     }
 
     fn attach<'a>(
@@ -309,7 +327,7 @@ impl ReplayStore for MemoryStore {
 }
 
 #[derive(Debug)]
-struct MemoryWriter {
+pub(crate) struct MemoryWriter {
     shared: Arc<Shared>,
     key: Arc<str>,
     generation: u64,

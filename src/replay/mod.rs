@@ -8,11 +8,13 @@
 //! ids, which increase by one per frame; a log ends with [`Entry::Done`].
 //!
 //! [`ReplayStore`] is the abstraction a store implements: [`MemoryStore`] keeps logs in
-//! this process; a store over Redis Streams can implement the same traits behind a cargo
-//! feature without the servers noticing. The methods return boxed futures so a service
+//! this process; [`RedisStore`] (feature `redis`) keeps them in Redis Streams, shared
+//! by every instance, without the servers noticing. The methods return boxed futures so a service
 //! can hold any store as `Arc<dyn ReplayStore>`.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreError};
 pub use memory::MemoryStore;
 
 use crate::message::{Envelope, ErrorData};
@@ -61,6 +65,10 @@ pub enum ReplayError {
     /// The store failed (a store over the network).
     #[error("replay store: {0}")]
     Store(String),
+    /// The shared store cannot serve this resume: it is unreachable, or the instance
+    /// running the search lost it.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ReplayError {
@@ -71,6 +79,7 @@ impl ReplayError {
             ReplayError::Superseded => "superseded",
             ReplayError::Replaced => "replaced",
             ReplayError::Store(_) => "replay_store",
+            ReplayError::Unavailable(_) => "resume_unavailable",
         }
     }
 }

@@ -92,6 +92,11 @@ pub struct Args {
     /// Bytes one stream's replay log may hold.
     #[arg(long, env = "DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", default_value_t = ReplayConfig::default().max_log_bytes)]
     pub replay_max_stream_bytes: usize,
+    /// Keep replay logs in Redis Streams at this URL (redis://host:port/db), shared by
+    /// every instance, so a client can resume on any of them; none: in this process's
+    /// memory. The server does not start when Redis does not answer.
+    #[arg(long = "redis", env = "DEEPSEARCH_REDIS_URL", hide_env_values = true, value_parser = parse_key)]
+    pub redis_url: Option<ApiKey>,
     /// Serve the bench-only routes of bench/CONTRACT.md (off by default).
     #[arg(long)]
     pub bench_routes: bool,
@@ -183,6 +188,7 @@ impl Args {
                 max_log_bytes: self.replay_max_stream_bytes,
             },
             upstream: self.upstream,
+            redis_url: self.redis_url,
             bench_routes: self.bench_routes,
             access,
         })
@@ -235,6 +241,16 @@ mod tests {
         assert_eq!(config.replay.linger, Duration::ZERO);
         assert_eq!(config.replay.ttl, Duration::from_millis(2500));
         assert!(!format!("{config:?}").contains("sk-secret"));
+        assert!(config.redis_url.is_none());
+        let config = parse(&["--redis", "redis://:pw@127.0.0.1:6390/0"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert!(config.redis_url.is_some());
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "the URL may hold a password"
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::api::{Access, AccessError, Limits, Service};
 use crate::deepsearch::{DeepSearch, DeepSearchError, Settings};
 use crate::llm::{LlmError, LlmOptions};
-use crate::replay::{MemoryStore, ReplayConfig};
-use crate::search::EngineConfig;
+use crate::replay::{MemoryStore, RedisStore, RedisStoreError, ReplayConfig, ReplayStore};
+use crate::search::{ApiKey, EngineConfig};
 use crate::stream::{StreamConfig, StreamError};
 
 /// Why a server could not be set up.
@@ -20,6 +20,8 @@ pub enum ConfigError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error("replay store: {0}")]
+    Redis(#[from] RedisStoreError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -46,11 +48,17 @@ pub struct ServerConfig {
     pub upstream: Option<String>,
     /// Replay logs for resuming streams: lifetime, linger, byte budgets.
     pub replay: ReplayConfig,
+    /// Redis URL of a shared replay store (none: in memory). Kept as a secret: it may
+    /// hold a password.
+    pub redis_url: Option<ApiKey>,
     /// Serve the bench-only routes of `bench/CONTRACT.md`.
     pub bench_routes: bool,
     /// The API key every route but the public ones needs, and the CORS policy.
     pub access: Access,
 }
+
+/// Longest wait for Redis at start (`--redis`): past it, the server does not start.
+pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `--shutdown-timeout` when not given.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +77,7 @@ impl Default for ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             upstream: None,
             replay: ReplayConfig::default(),
+            redis_url: None,
             bench_routes: false,
             access: Access::default(),
         }
@@ -91,6 +100,14 @@ impl ServerConfig {
             ));
         }
         self.replay.validate().map_err(ConfigError::Invalid)?;
+        // Redis first: a server that cannot reach it stops before building its engines.
+        let store: std::sync::Arc<dyn ReplayStore> = match &self.redis_url {
+            Some(url) => std::sync::Arc::new(
+                RedisStore::connect(url.expose(), self.replay.clone(), REDIS_CONNECT_TIMEOUT)
+                    .await?,
+            ),
+            None => std::sync::Arc::new(MemoryStore::new(self.replay.clone())),
+        };
         let llm = self.llm.clone().resolve()?;
         let engines = self.engines.clone();
         let engine_config = self.engine_config.clone();
@@ -100,8 +117,8 @@ impl ServerConfig {
         })
         .await
         .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
-        let service = Service::new(deepsearch, self.limits.clone(), self.stream.clone())
-            .with_replay(std::sync::Arc::new(MemoryStore::new(self.replay.clone())));
+        let service =
+            Service::new(deepsearch, self.limits.clone(), self.stream.clone()).with_replay(store);
         match &self.upstream {
             Some(url) => service
                 .with_upstream(url)

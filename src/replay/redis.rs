@@ -1,0 +1,577 @@
+//! [`RedisStore`] (feature `redis`): replay logs in Redis Streams, shared by every
+//! instance behind a load balancer, so a client can resume on another instance while
+//! the search goes on where it started.
+//!
+//! Per `request_id`, two keys:
+//! - `deepsearch:log:{id}`, a stream: frame `n` is the entry `n-0` (field `b`: its
+//!   bytes after the `id:` line), the end of the log is `last-1` (after the last frame,
+//!   before any later one), so a reader reads after frame `n` with `XRANGE (n-0` or
+//!   `XREAD ... n-0` and tells a gap (trimmed frames) from the next frame by its id;
+//! - `deepsearch:meta:{id}`, a hash: `gen` (bumped by each new search of the id: older
+//!   writers and readers find they were replaced), `reader` (bumped by each attach on
+//!   any instance: older readers find they were superseded), `wbeat`/`rbeat` (the
+//!   writer's and the last remote reader's heartbeats, Redis server time in ms, so
+//!   instances' clocks do not matter), `bytes` (the log's size), `done`, `broken`.
+//!
+//! Every change is one Lua script, so a check and its write are atomic. Both keys expire:
+//! `ttl` after the end, and while live a generous expiry refreshed by the writer's
+//! heartbeat, so the log of a crashed instance goes away too.
+//!
+//! The instance running a search also keeps the log in a local [`MemoryStore`] (a tee):
+//! its own client reads from memory and never waits on Redis. A Redis failure while
+//! writing is logged once per stream and counted (`deepsearch_replay_store_errors_total`);
+//! the stream goes on, the Redis copy is marked broken (once Redis is back) and stops
+//! there, and a resume on another instance gets `resume_unavailable`.
+//!
+//! The local copy waits for room like any memory log while its reader lags; with no
+//! reader here (the client reads elsewhere, or is away) it is dropped instead and the log
+//! lives in Redis alone, so a search never waits on a copy nobody reads.
+//!
+//! A reader on another instance tails the stream with `XREAD BLOCK` (one connection of
+//! its own, blocks of [`BLOCK`]); when it has caught up and the writer's heartbeat is
+//! older than [`STALE`] (its instance died), it ends with `interrupted` and `[DONE]`.
+//!
+//! Takeover works across instances: every attach bumps `reader`; a remote reader checks
+//! it at each read (at least every [`BLOCK`]), a reader of the local copy every
+//! [`BLOCK`] (a Redis that fails then does not end it). The linger counts a reader
+//! elsewhere as attached while its last read is younger than the linger and [`STALE`].
+//!
+//! Budgets: one log holds at most `max_log_bytes` (its oldest frames are deleted to make
+//! room, whether read or not; a resume from before them gets `expired`). The total of
+//! all logs is bounded by their expiry and Redis's own `maxmemory`, not by
+//! `max_bytes`, which bounds only the local copies.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{AsyncConnectionConfig, Client, Script, Value};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::memory::{MemoryWriter, INTERRUPTED_CODE};
+use super::{LogReader, LogWriter, MemoryStore, ReplayConfig, ReplayError, ReplayStore};
+use crate::metrics;
+
+mod reader;
+mod scripts;
+
+use reader::{int, refusal, LocalReader, RedisReader};
+use scripts::Scripts;
+
+/// Longest wait for one Redis command on the live path: past it, Redis counts as gone.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a writer refreshes its heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A writer whose heartbeat is older than this is taken for dead.
+pub const STALE: Duration = Duration::from_secs(5);
+/// Longest `XREAD BLOCK` of a reader (it rechecks takeover and liveness between blocks).
+pub const BLOCK: Duration = Duration::from_secs(1);
+/// How long an append waits for room in the local copy before checking whether anyone
+/// reads it.
+const DEMOTE_AFTER: Duration = Duration::from_millis(50);
+/// Entries a reader fetches at once.
+const BATCH: usize = 64;
+
+/// Why a Redis store could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisStoreError {
+    #[error("invalid Redis URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot reach Redis at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+}
+
+/// The URL without a password, for messages.
+fn shown(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ReplayError {
+    ReplayError::Unavailable(format!("the replay store (Redis) failed: {e}"))
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    conn: ConnectionManager,
+    config: ReplayConfig,
+    local: MemoryStore,
+    scripts: Scripts,
+}
+
+/// Replay logs in Redis Streams (see the module docs). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+fn keys(request_id: &str) -> [String; 2] {
+    [
+        format!("deepsearch:log:{request_id}"),
+        format!("deepsearch:meta:{request_id}"),
+    ]
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn timed<T>(
+    f: impl std::future::Future<Output = ::redis::RedisResult<T>>,
+    limit: Duration,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`) and checks that Redis answers, within
+    /// `connect_timeout`. Must be called on a tokio runtime.
+    pub async fn connect(
+        url: &str,
+        config: ReplayConfig,
+        connect_timeout: Duration,
+    ) -> Result<Self, RedisStoreError> {
+        let client = Client::open(url).map_err(|e| RedisStoreError::InvalidUrl {
+            url: shown(url),
+            reason: e.to_string(),
+        })?;
+        let unreachable = |reason: String| RedisStoreError::Unreachable {
+            url: shown(url),
+            reason,
+        };
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OP_TIMEOUT))
+            .set_response_timeout(Some(OP_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let mut conn = timed(
+            client.get_connection_manager_with_config(manager),
+            connect_timeout,
+        )
+        .await
+        .map_err(unreachable)?;
+        let pong: String = timed(::redis::cmd("PING").query_async(&mut conn), connect_timeout)
+            .await
+            .map_err(unreachable)?;
+        if pong != "PONG" {
+            return Err(unreachable(format!("PING answered {pong:?}")));
+        }
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                conn,
+                local: MemoryStore::new(config.clone()),
+                config,
+                scripts: Scripts::new(),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    /// How long a live log is kept without a heartbeat (its writer died).
+    fn live_expiry(&self) -> u64 {
+        ms(self.config.ttl + self.config.linger + Duration::from_secs(60))
+    }
+
+    async fn run<T: ::redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        request_id: &str,
+        args: &[&[u8]],
+    ) -> Result<T, String> {
+        let [log, meta] = keys(request_id);
+        let mut invocation = script.key(log);
+        invocation.key(meta);
+        for a in args {
+            invocation.arg(*a);
+        }
+        let mut conn = self.conn.clone();
+        timed(invocation.invoke_async(&mut conn), OP_TIMEOUT).await
+    }
+}
+
+/// The store-wide error count and a warning, once per stream.
+fn store_failed(request_id: &str, what: &str, error: &str) {
+    metrics::global().replay_store_error();
+    tracing::warn!(
+        request_id,
+        error,
+        "replay store (Redis) failed while {what}; the stream goes on, resuming it on \
+         another instance is unavailable"
+    );
+}
+
+impl ReplayStore for RedisStore {
+    fn create<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn LogWriter>, ReplayError>> {
+        async move {
+            let local = self.inner.local.create_writer(request_id);
+            let live = self.inner.live_expiry().to_string();
+            let gen: Result<u64, String> = self
+                .inner
+                .run(&self.inner.scripts.create, request_id, &[live.as_bytes()])
+                .await;
+            let state = Arc::new(WriterState {
+                broken: AtomicBool::new(false),
+                last: AtomicU64::new(0),
+            });
+            let gen = match gen {
+                Ok(gen) => Some(gen),
+                Err(e) => {
+                    store_failed(request_id, "creating a log", &e);
+                    state.broken.store(true, Ordering::Release);
+                    None
+                }
+            };
+            let heartbeat = gen.map(|gen| {
+                let inner = Arc::clone(&self.inner);
+                let state = Arc::clone(&state);
+                let id = request_id.to_string();
+                tokio::spawn(heartbeat(inner, id, gen, state))
+            });
+            Ok(Box::new(TeeWriter {
+                inner: Arc::clone(&self.inner),
+                request_id: request_id.into(),
+                local: Some(local),
+                gen: gen.unwrap_or(0),
+                state,
+                heartbeat,
+                finished: AtomicBool::new(false),
+                demoted: AtomicBool::new(false),
+            }) as Box<dyn LogWriter>)
+        }
+        .boxed()
+    }
+
+    fn attach<'a>(
+        &'a self,
+        request_id: &'a str,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Box<dyn LogReader>, ReplayError>> {
+        async move {
+            match self.inner.local.attach(request_id, after).await {
+                Ok(local) => {
+                    // This instance runs (or ran) the search: read the local copy, and
+                    // take over from a reader on another instance.
+                    let took: Result<Vec<u64>, String> = self
+                        .inner
+                        .run(&self.inner.scripts.take, request_id, &[])
+                        .await;
+                    let watch = match took.as_deref() {
+                        Ok([gen, token]) => Some((*gen, *token)),
+                        _ => None,
+                    };
+                    return Ok(Box::new(LocalReader {
+                        inner: Arc::clone(&self.inner),
+                        request_id: request_id.into(),
+                        local,
+                        watch,
+                        next_check: Instant::now() + BLOCK,
+                    }) as Box<dyn LogReader>);
+                }
+                Err(ReplayError::Expired) => {}
+                Err(e) => return Err(e),
+            }
+            let next = format!("{}-0", after.saturating_add(1));
+            let end = format!("{after}-1");
+            let from = format!("({after}-0");
+            let answer: Vec<Value> = self
+                .inner
+                .run(
+                    &self.inner.scripts.attach,
+                    request_id,
+                    &[next.as_bytes(), end.as_bytes(), from.as_bytes()],
+                )
+                .await
+                .map_err(unavailable)?;
+            let (gen, token) = match answer.as_slice() {
+                [_, gen, token] => (int(gen)?, int(token)?),
+                [why] => return Err(refusal(why)),
+                _ => return Err(unavailable("unexpected answer to attach")),
+            };
+            // XREAD BLOCK holds its connection: each remote reader has one of its own.
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(OP_TIMEOUT))
+                .set_response_timeout(Some(BLOCK + OP_TIMEOUT));
+            let blocking = timed(
+                self.inner
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config),
+                OP_TIMEOUT * 2,
+            )
+            .await
+            .map_err(unavailable)?;
+            Ok(Box::new(RedisReader {
+                inner: Arc::clone(&self.inner),
+                request_id: request_id.into(),
+                blocking,
+                gen,
+                token,
+                cursor: after,
+                ready: VecDeque::new(),
+                ended: false,
+            }) as Box<dyn LogReader>)
+        }
+        .boxed()
+    }
+
+    fn config(&self) -> &ReplayConfig {
+        &self.inner.config
+    }
+}
+
+#[derive(Debug)]
+struct WriterState {
+    /// Redis failed for this log: it is no longer written there.
+    broken: AtomicBool,
+    /// The last frame id written.
+    last: AtomicU64,
+}
+
+/// Refreshes the writer's heartbeat and the keys' live expiry until aborted; once the
+/// log is broken, marks it so in Redis (when Redis answers again) and stops.
+async fn heartbeat(inner: Arc<Inner>, request_id: String, gen: u64, state: Arc<WriterState>) {
+    let live = inner.live_expiry().to_string();
+    let gen = gen.to_string();
+    // Once broken, it tries to say so for a bounded time: Redis may never come back.
+    let mut tries_left = 60;
+    loop {
+        let broken = state.broken.load(Ordering::Acquire);
+        if broken {
+            if tries_left == 0 {
+                return;
+            }
+            tries_left -= 1;
+        }
+        let flag: &[u8] = if broken { b"1" } else { b"0" };
+        let args = [gen.as_bytes(), live.as_bytes(), flag];
+        let beat: Result<i64, String> = inner.run(&inner.scripts.beat, &request_id, &args).await;
+        match beat {
+            Ok(1) if !broken => {}
+            // Marked broken, replaced or ended: nothing more to do.
+            Ok(_) => return,
+            Err(_) => {}
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+/// Writes to the local copy, then to Redis (unless Redis failed for this log).
+#[derive(Debug)]
+struct TeeWriter {
+    inner: Arc<Inner>,
+    request_id: Arc<str>,
+    /// Always `Some` but in `drop`. The concrete type, which is `Sync` (the futures
+    /// of `LogWriter` hold `&self` and must be `Send`).
+    local: Option<MemoryWriter>,
+    gen: u64,
+    state: Arc<WriterState>,
+    heartbeat: Option<JoinHandle<()>>,
+    finished: AtomicBool,
+    /// The local copy was dropped: the log lives in Redis alone.
+    demoted: AtomicBool,
+}
+
+impl TeeWriter {
+    fn local(&self) -> &MemoryWriter {
+        // Taken only in `drop`.
+        self.local.as_ref().expect("local writer")
+    }
+
+    fn broken(&self) -> bool {
+        self.state.broken.load(Ordering::Acquire)
+    }
+
+    /// Appends to the local copy. That waits while the copy is at its budget and its
+    /// reader lags (backpressure, as in memory); but with no reader here (the client
+    /// reads on another instance, or is away) and Redis healthy, the local copy is
+    /// dropped instead and the log lives in Redis alone, so the search never waits on
+    /// a copy nobody reads.
+    async fn append_local(&self, id: u64, body: &Bytes) -> Result<(), ReplayError> {
+        if self.demoted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let append = self.local().append(id, body.clone());
+        tokio::pin!(append);
+        loop {
+            tokio::select! {
+                appended = &mut append => return appended,
+                () = tokio::time::sleep(DEMOTE_AFTER), if !self.broken() => {
+                    if !self.inner.local.has_reader(&self.request_id) {
+                        self.demoted.store(true, Ordering::Release);
+                        self.inner.local.forget(&self.request_id);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&self, what: &str, error: &str) {
+        if !self.state.broken.swap(true, Ordering::AcqRel) {
+            store_failed(&self.request_id, what, error);
+        }
+    }
+}
+
+impl LogWriter for TeeWriter {
+    fn append(&self, id: u64, body: Bytes) -> BoxFuture<'_, Result<(), ReplayError>> {
+        async move {
+            self.append_local(id, &body).await?;
+            self.state.last.store(id, Ordering::Release);
+            if self.broken() {
+                return Ok(());
+            }
+            let (gen, id, max) = (
+                self.gen.to_string(),
+                id.to_string(),
+                self.inner.config.max_log_bytes.to_string(),
+            );
+            let live = self.inner.live_expiry().to_string();
+            let args = [
+                gen.as_bytes(),
+                id.as_bytes(),
+                &body[..],
+                max.as_bytes(),
+                live.as_bytes(),
+            ];
+            let appended: Result<i64, String> = self
+                .inner
+                .run(&self.inner.scripts.append, &self.request_id, &args)
+                .await;
+            match appended {
+                Ok(-1) => Err(ReplayError::Replaced),
+                Ok(trimmed) => {
+                    for _ in 0..trimmed {
+                        metrics::global().replay_frame_trimmed();
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    self.fail("appending a frame", &e);
+                    Ok(())
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn finish(&self, last: Option<(u64, Bytes)>) -> BoxFuture<'_, Result<(), ReplayError>> {
+        async move {
+            if !self.demoted.load(Ordering::Acquire) {
+                self.local().finish(last.clone()).await?;
+            }
+            self.finished.store(true, Ordering::Release);
+            if self.broken() {
+                // The heartbeat marks the Redis copy broken, then stops.
+                return Ok(());
+            }
+            if let Some(h) = &self.heartbeat {
+                h.abort();
+            }
+            finish_remote(&self.inner, &self.request_id, self.gen, last)
+                .await
+                .map_err(|e| {
+                    self.fail("ending a log", &e);
+                    unavailable(e)
+                })
+        }
+        .boxed()
+    }
+
+    fn unattended(&self) -> BoxFuture<'_, ()> {
+        async move {
+            // A reader elsewhere beats every block or so: it counts as attached while
+            // its last beat is younger than the linger, and than STALE (a linger
+            // shorter than its beat must not abandon a search it reads).
+            let linger = ms(self.inner.config.linger.max(STALE));
+            let gen = self.gen.to_string();
+            loop {
+                self.local().unattended().await;
+                if self.broken() {
+                    return;
+                }
+                // No reader here for the linger time: is one reading on another instance?
+                let age: Result<i64, String> = self
+                    .inner
+                    .run(
+                        &self.inner.scripts.reader_age,
+                        &self.request_id,
+                        &[gen.as_bytes()],
+                    )
+                    .await;
+                match age.map(u64::try_from) {
+                    Ok(Ok(age)) if age < linger => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    _ => return,
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+async fn finish_remote(
+    inner: &Inner,
+    request_id: &str,
+    gen: u64,
+    last: Option<(u64, Bytes)>,
+) -> Result<(), String> {
+    let (gen, ttl) = (gen.to_string(), ms(inner.config.ttl).to_string());
+    let last_id = last.as_ref().map(|(id, _)| id.to_string());
+    let mut args: Vec<&[u8]> = vec![gen.as_bytes(), ttl.as_bytes()];
+    if let (Some(id), Some((_, body))) = (&last_id, &last) {
+        args.push(id.as_bytes());
+        args.push(body);
+    }
+    inner
+        .run::<i64>(&inner.scripts.finish, request_id, &args)
+        .await
+        .map(drop)
+}
+
+impl Drop for TeeWriter {
+    fn drop(&mut self) {
+        // The local writer ends the local copy with `interrupted` itself.
+        drop(self.local.take());
+        if self.finished.load(Ordering::Acquire) || self.broken() {
+            return;
+        }
+        if let Some(h) = &self.heartbeat {
+            h.abort();
+        }
+        // Ends the Redis copy the same way, so readers elsewhere need not wait for the
+        // heartbeat to go stale.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        let (request_id, gen) = (Arc::clone(&self.request_id), self.gen);
+        let id = self.state.last.load(Ordering::Acquire) + 1;
+        runtime.spawn(async move {
+            let message = "the search stopped before it could end its stream";
+            let body = super::error_frame(&request_id, message, INTERRUPTED_CODE);
+            let _ = finish_remote(&inner, &request_id, gen, Some((id, Bytes::from(body)))).await;
+        });
+    }
+}

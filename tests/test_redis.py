@@ -1,0 +1,292 @@
+"""Replay logs in Redis (``--redis URL``), on both servers as real processes: two
+instances share one ``redis-server`` started here on a free port, as two instances
+behind a load balancer would. A client cut off on A resumes on B with the same events
+as an uninterrupted run; A killed with SIGKILL leaves B's client with A's log, then
+``interrupted`` and ``[DONE]``; Redis killed mid-stream leaves the live stream whole
+(the failure counted in /metrics) and a resume elsewhere ``resume_unavailable``.
+
+``redis-server`` must be installed (Debian: ``apt-get install redis-server``; .ci/run
+does): without it these tests fail, they are not skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_resume import Q, ids_of, read_some, same_search
+from test_servers import events
+
+from servers import BACKENDS, HangingEngine, command, running, write_corpus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Redis:
+    """A ``redis-server`` of the test's own, without persistence."""
+
+    def __init__(self, tmp: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(
+                "these tests need a real `redis-server` on the PATH: install it "
+                "(Debian: apt-get install redis-server; .ci/run does)"
+            )
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(tmp)),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.kill()
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    server = Redis(tmp_path)
+    yield server
+    server.kill()
+
+
+class GatedEngine:
+    """A SearXNG that holds every search until ``open`` is set, then answers one hit:
+    keeps a search running mid-test, for as long as the test needs."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.asked = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                gate.asked.set()
+                gate.open.wait(30)
+                body = json.dumps(
+                    {
+                        "results": [
+                            {
+                                "title": "Tokio",
+                                "url": "https://tokio.rs/",
+                                "content": "Tokio is an asynchronous runtime for Rust.",
+                            }
+                        ]
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.open.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gated() -> Iterator[GatedEngine]:
+    engine = GatedEngine()
+    yield engine
+    engine.close()
+
+
+def searxng_args(redis: Redis, *extra: str) -> list[str]:
+    return ["--engines", "searxng", "--heartbeat", "30", "--redis", redis.url, *extra]
+
+
+def read_rest(client: httpx.Client, base: str, request_id: str, last: int) -> list[Any]:
+    r = client.post(
+        base + "/deepsearch",
+        json={"query": Q, "request_id": request_id},
+        headers={"last-event-id": str(last)},
+    )
+    assert r.status_code == 200
+    return [e for e in events(r.content) if e[1] != "heartbeat"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cut_off_on_a_resumes_on_b_with_the_uninterrupted_sequence(
+    backend: str, redis: Redis, gated: GatedEngine
+) -> None:
+    env = {"SEARXNG_URL": gated.url}
+    with (
+        running(backend, searxng_args(redis), env=env) as a,
+        running(backend, searxng_args(redis), env=env) as b,
+        httpx.Client(timeout=30) as client,
+    ):
+        body = {"query": Q, "request_id": "cut-ab"}
+        first = read_some(client, "POST", a.url + "/deepsearch", 1, json=body)
+        assert gated.asked.wait(10)
+        # The search is held on A while the client comes back on B, which tails it live.
+        resumed: list[Any] = []
+        reader = threading.Thread(
+            target=lambda: resumed.extend(read_rest(client, b.url, "cut-ab", ids_of(first)[-1]))
+        )
+        reader.start()
+        time.sleep(1.0)
+        gated.open.set()
+        reader.join(30)
+        assert not reader.is_alive(), "the resumed stream never ended"
+        whole = [
+            e
+            for e in events(
+                client.post(a.url + "/deepsearch", json={**body, "request_id": "whole-ab"}).content
+            )
+            if e[1] != "heartbeat"
+        ]
+    joined = first + resumed
+    assert ids_of(joined) == list(range(1, len(ids_of(joined)) + 1)), "no gap, no duplicate"
+    assert joined[-1] == (None, "[DONE]")
+    assert joined[-2][1]["type"] == "final"
+    assert same_search(joined, "cut-ab") == same_search(whole, "whole-ab")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_disconnect_and_resume_on_the_same_instance_with_redis(
+    backend: str, redis: Redis, tmp_path: Path
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path / "cache"), "--redis", redis.url]
+    with running(backend, args) as server, httpx.Client(timeout=30) as client:
+        body = {"query": Q, "request_id": "r-same"}
+        whole = [
+            e
+            for e in events(
+                client.post(server.url + "/deepsearch", json={**body, "request_id": "r-w"}).content
+            )
+            if e[1] != "heartbeat"
+        ]
+        first = read_some(client, "POST", server.url + "/deepsearch", 3, json=body)
+        rest = read_rest(client, server.url, "r-same", ids_of(first)[-1])
+    joined = first + rest
+    assert ids_of(joined) == list(range(1, len(ids_of(joined)) + 1)), "no gap, no duplicate"
+    assert same_search(joined, "r-same") == same_search(whole, "r-w")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_killed_instance_leaves_its_log_then_interrupted(backend: str, redis: Redis) -> None:
+    hanging = HangingEngine()
+    env = {"SEARXNG_URL": hanging.url}
+    try:
+        with (
+            running(backend, searxng_args(redis), env=env) as a,
+            running(backend, searxng_args(redis), env=env) as b,
+            httpx.Client(timeout=30) as client,
+        ):
+            body = {"query": Q, "request_id": "killed"}
+            first = read_some(client, "POST", a.url + "/deepsearch", 1, json=body)
+            assert hanging.accepted.wait(10)
+            time.sleep(0.3)  # what A logs before its engine call is in Redis
+            a.process.kill()
+            a.process.wait()
+            started = time.monotonic()
+            got = read_rest(client, b.url, "killed", 0)
+            took = time.monotonic() - started
+    finally:
+        hanging.sock.close()
+    assert took < 15, f"the resume on B took {took:.1f} s"
+    assert got[: len(first)] == first, "B replays what A had logged, byte for byte"
+    assert got[-1] == (None, "[DONE]")
+    ident, error = got[-2]
+    assert error["type"] == "error" and error["data"]["code"] == "interrupted", error
+    assert ident is not None, "interrupted is the log's next frame"
+    assert ids_of(got) == list(range(1, len(ids_of(got)) + 1))
+
+
+def store_errors(base: str) -> int:
+    text = httpx.get(base + "/metrics").text
+    match = re.search(r"^deepsearch_replay_store_errors_total (\d+)", text, re.M)
+    assert match, text
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_redis_going_away_mid_stream_spares_the_live_stream(
+    backend: str, redis: Redis, gated: GatedEngine
+) -> None:
+    env = {"SEARXNG_URL": gated.url}
+    with (
+        running(backend, searxng_args(redis), env=env) as a,
+        running(backend, searxng_args(redis), env=env) as b,
+        httpx.Client(timeout=30) as client,
+    ):
+        assert store_errors(a.url) == 0
+        body = {"query": Q, "request_id": "no-redis"}
+        with client.stream("POST", a.url + "/deepsearch", json=body) as r:
+            chunks = r.iter_bytes()
+            seen = next(chunks)
+            assert gated.asked.wait(10)
+            redis.kill()
+            gated.open.set()
+            started = time.monotonic()
+            for chunk in chunks:
+                seen += chunk
+            took = time.monotonic() - started
+        got = [e for e in events(seen) if e[1] != "heartbeat"]
+        assert got[-1] == (None, "[DONE]")
+        assert got[-2][1]["type"] == "final", "the live stream went on to its end"
+        assert ids_of(got) == list(range(1, len(ids_of(got)) + 1))
+        assert took < 10, f"the live stream waited {took:.1f} s on Redis"
+        assert store_errors(a.url) == 1, "counted once for the stream"
+        # On another instance, the resume cannot be served: said so, then [DONE].
+        rest = read_rest(client, b.url, "no-redis", 1)
+    assert rest[-1] == (None, "[DONE]")
+    assert rest[0][0] is None
+    assert rest[0][1]["data"]["code"] == "resume_unavailable", rest
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_unreachable_redis_stops_the_server_at_start(backend: str) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    args = ["--host", "127.0.0.1", "--port", "0", "--engines", "searxng", "--redis", url]
+    proc = subprocess.run(
+        command(backend, args),
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "SEARXNG_URL": "http://127.0.0.1:9"},
+    )
+    assert proc.returncode != 0
+    assert "listening" not in proc.stdout.decode()
+    assert "cannot reach Redis at redis://127.0.0.1" in proc.stderr.decode(), proc.stderr
