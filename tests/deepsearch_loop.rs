@@ -1,6 +1,8 @@
 //! Semantics of the DeepSearch loop on scripted engines: rounds, early stop, dedup,
 //! order, warnings, cancellation, stream_mode and citations.
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +17,8 @@ use deepsearch_stream::stream::StreamConfig;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::time::Instant;
+
+use support::hangs::Hangs;
 
 type Script = dyn Fn(&str) -> Result<Vec<Document>, SearchError> + Send + Sync;
 
@@ -471,42 +475,6 @@ async fn sse_stream_ends_with_done_and_frames_decode() {
     assert_eq!(first["data"], "Starting search...");
 }
 
-/// Drop guard that records when an in-flight search call was abandoned.
-struct Abandoned(Arc<Mutex<Option<Instant>>>);
-
-impl Drop for Abandoned {
-    fn drop(&mut self) {
-        *self.0.lock().unwrap() = Some(Instant::now());
-    }
-}
-
-#[derive(Debug, Default)]
-struct Hangs {
-    started: Arc<tokio::sync::Notify>,
-    dropped: Arc<Mutex<Option<Instant>>>,
-}
-
-impl SearchEngine for Hangs {
-    fn name(&self) -> &str {
-        "hangs"
-    }
-
-    fn search<'a>(
-        &'a self,
-        _query: &'a str,
-        _limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        let guard = Abandoned(self.dropped.clone());
-        let started = self.started.clone();
-        Box::pin(async move {
-            let _guard = guard;
-            started.notify_one();
-            futures::future::pending::<()>().await;
-            Ok(Vec::new())
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_are_dropped_when_the_consumer_leaves() {
     let hangs = Arc::new(Hangs::default());
@@ -538,7 +506,7 @@ async fn requests_in_flight_are_dropped_when_the_consumer_leaves() {
     drop(stream);
     let deadline = left_at + Duration::from_secs(2);
     let dropped_at = loop {
-        if let Some(at) = *hangs.dropped.lock().unwrap() {
+        if let Some(at) = hangs.dropped_at() {
             break at;
         }
         assert!(

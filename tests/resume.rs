@@ -4,23 +4,25 @@
 //! unknown or evicted streams answer `expired`; a resume takes over from the connection
 //! before it; shutdown ends the log, which stays readable.
 
+mod support;
+
 use std::fs;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use deepsearch_stream::api::{Limits, Reply, Route, SearchRequest, Service};
 use deepsearch_stream::deepsearch::{Brain, DeepSearch, Settings};
 use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
-use deepsearch_stream::search::{Document, EngineConfig, SearchEngine, SearchError};
+use deepsearch_stream::search::{EngineConfig, SearchEngine};
 use deepsearch_stream::sse::decode_all;
 use deepsearch_stream::stream::{EventStream, StreamConfig};
-use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use support::hangs::Hangs;
 
 fn stream_config() -> StreamConfig {
     StreamConfig {
@@ -64,51 +66,13 @@ fn local_service(linger: Duration) -> (TempDir, Service) {
     (tmp, service)
 }
 
-/// An engine that never answers and records whether its call was dropped.
-#[derive(Debug, Default)]
-struct Hangs {
-    started: Notify,
-    dropped: Mutex<bool>,
-}
-
-struct DropFlag(Arc<Hangs>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        *self.0.dropped.lock().unwrap() = true;
-    }
-}
-
-#[derive(Debug)]
-struct HangingEngine(Arc<Hangs>);
-
-impl SearchEngine for HangingEngine {
-    fn name(&self) -> &str {
-        "hangs"
-    }
-
-    fn search<'a>(
-        &'a self,
-        _query: &'a str,
-        _limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        let flag = DropFlag(Arc::clone(&self.0));
-        Box::pin(async move {
-            flag.0.started.notify_one();
-            futures::future::pending::<()>().await;
-            drop(flag);
-            Ok(Vec::new())
-        })
-    }
-}
-
 fn hanging_service(linger: Duration) -> (Arc<Hangs>, Service) {
     let hangs = Arc::new(Hangs::default());
     let settings = Settings {
         engine_timeout: Duration::from_secs(600),
         ..Settings::default()
     };
-    let engine = Arc::new(HangingEngine(Arc::clone(&hangs))) as Arc<dyn SearchEngine>;
+    let engine = Arc::clone(&hangs) as Arc<dyn SearchEngine>;
     let deepsearch = DeepSearch::new(vec![engine], Brain::Offline, settings).unwrap();
     let service =
         Service::new(deepsearch, Limits::default(), stream_config()).with_replay(replay(linger));
@@ -314,7 +278,7 @@ async fn a_search_waits_for_its_client_for_the_linger_then_is_abandoned() {
     // Back before the linger is over: the same search, still running.
     let mut back = open(&service, body, Some("1")).await;
     assert!(
-        !*hangs.dropped.lock().unwrap(),
+        hangs.dropped_at().is_none(),
         "the search went on without its client"
     );
     let more = read_frames(&mut back, 1).await;
@@ -323,7 +287,7 @@ async fn a_search_waits_for_its_client_for_the_linger_then_is_abandoned() {
     drop(back);
     // Nobody comes back: the search is cancelled and its log ends with `abandoned`.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !*hangs.dropped.lock().unwrap() {
+    while hangs.dropped_at().is_none() {
         assert!(Instant::now() < deadline, "the search was never cancelled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -366,7 +330,7 @@ async fn a_resume_takes_over_from_the_connection_before_it() {
     assert!(rest
         .iter()
         .all(|(id, data)| id.is_empty() || !data.contains("superseded")));
-    assert!(!*hangs.dropped.lock().unwrap());
+    assert!(hangs.dropped_at().is_none());
     assert_eq!(frames(&read_frames(&mut new, 1).await)[0].0, "2");
 }
 

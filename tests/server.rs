@@ -3,18 +3,19 @@
 //! cancellation when the client leaves, and graceful shutdown.
 #![cfg(feature = "server")]
 
+mod support;
+
 use std::fs;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deepsearch_stream::api::{Limits, Service};
 use deepsearch_stream::deepsearch::{Brain, DeepSearch, Settings};
 use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
-use deepsearch_stream::search::{Document, EngineConfig, SearchEngine, SearchError};
+use deepsearch_stream::search::{EngineConfig, SearchEngine};
 use deepsearch_stream::server::{App, ServerConfig};
 use deepsearch_stream::sse::decode_all;
 use deepsearch_stream::stream::StreamConfig;
-use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -23,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use support::hangs::Hangs;
 
 /// A server running on a loopback port, stopped by `stop`.
 struct Running {
@@ -304,51 +307,13 @@ async fn every_bad_input_gets_its_status_and_exact_body() {
     server.stop(Duration::from_secs(5)).await.unwrap();
 }
 
-/// An engine that never answers and records when its call is dropped.
-#[derive(Debug, Default)]
-struct Hangs {
-    started: tokio::sync::Notify,
-    dropped: Mutex<Option<Instant>>,
-}
-
-struct Abandoned(Arc<Hangs>);
-
-impl Drop for Abandoned {
-    fn drop(&mut self) {
-        *self.0.dropped.lock().unwrap() = Some(Instant::now());
-    }
-}
-
-#[derive(Debug)]
-struct HangingEngine(Arc<Hangs>);
-
-impl SearchEngine for HangingEngine {
-    fn name(&self) -> &str {
-        "hangs"
-    }
-
-    fn search<'a>(
-        &'a self,
-        _query: &'a str,
-        _limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Document>, SearchError>> {
-        let guard = Abandoned(Arc::clone(&self.0));
-        Box::pin(async move {
-            guard.0.started.notify_one();
-            futures::future::pending::<()>().await;
-            drop(guard);
-            Ok(Vec::new())
-        })
-    }
-}
-
 fn hanging_app(limits: Limits) -> (Arc<Hangs>, App) {
     let hangs = Arc::new(Hangs::default());
     let settings = Settings {
         engine_timeout: Duration::from_secs(600),
         ..Settings::default()
     };
-    let engine = Arc::new(HangingEngine(Arc::clone(&hangs))) as Arc<dyn SearchEngine>;
+    let engine = Arc::clone(&hangs) as Arc<dyn SearchEngine>;
     let deepsearch = DeepSearch::new(vec![engine], Brain::Offline, settings).unwrap();
     // No linger: a search stops as soon as its client leaves (tests/resume.rs covers
     // searches that wait for their client to come back).
@@ -520,7 +485,7 @@ async fn a_client_that_leaves_cancels_its_search() {
     drop(body);
     let deadline = left_at + Duration::from_secs(5);
     loop {
-        if let Some(at) = *hangs.dropped.lock().unwrap() {
+        if let Some(at) = hangs.dropped_at() {
             assert!(at >= left_at);
             break;
         }
@@ -567,7 +532,7 @@ async fn shutdown_ends_open_streams_with_a_shutdown_error() {
         error["data"],
         serde_json::json!({"message": "server is shutting down", "code": "shutdown"})
     );
-    assert!(hangs.dropped.lock().unwrap().is_some(), "search cancelled");
+    assert!(hangs.dropped_at().is_some(), "search cancelled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
