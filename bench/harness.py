@@ -34,6 +34,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from common import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 LOADGEN = TARGET / "release" / "loadgen"
@@ -41,7 +43,6 @@ AXUM = TARGET / "release" / "deepsearch-server"
 PY = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAYLOAD = 200
-MARK_START, MARK_END = "<!-- bench_run:start -->", "<!-- bench_run:end -->"
 
 CORPUS = {
     "tokio.md": "<!-- url: https://tokio.rs/ -->\n# Tokio\n\n"
@@ -587,14 +588,7 @@ def measure_fanout(prof: Profile) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem_kb = 0
     try:
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from common import write_section
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-MARK_START, MARK_END = "<!-- bench_run:start -->", "<!-- bench_run:end -->"
 ROOT = Path(__file__).resolve().parent.parent
 COLORS = {
     "a": "#d62728",
@@ -662,18 +662,6 @@ def shown_arg(arg: str) -> str:
     return arg
 
 
-def write_section(path: Path, text: str) -> None:
-    block = f"{MARK_START}\n{text}{MARK_END}\n"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if MARK_START in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        doc = head + block + tail.lstrip("\n")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block
-    path.write_text(doc)
-
-
 def write_report(res: dict[str, Any], doc: Path, charts: Path) -> None:
     charts.mkdir(parents=True, exist_ok=True)
     frame = res.get("stream", {}).get("ceiling", {}).get("frame_bytes", 331.0)
@@ -689,4 +677,4 @@ def write_report(res: dict[str, Any], doc: Path, charts: Path) -> None:
         if isinstance(data, dict) and "error" not in data:
             make(data, charts / name)
     (charts / "bench_run.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
-    write_section(doc, section(res, charts, doc))
+    write_section(doc, "bench_run", section(res, charts, doc))

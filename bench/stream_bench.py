@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from common import cpu_model, write_section
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import ensure_bytes
 
@@ -120,16 +121,8 @@ async def measure(fn: Variant, n: int) -> tuple[float, float]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
 
@@ -188,20 +181,6 @@ async def main_async(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    marker_start = "<!-- stream_bench:start -->"
-    marker_end = "<!-- stream_bench:end -->"
-    block = f"{marker_start}\n{section}{marker_end}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if marker_start in text and marker_end in text:
-        head, rest = text.split(marker_start, 1)
-        _, tail = rest.split(marker_end, 1)
-        text = head + block + tail.lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -215,7 +194,7 @@ def main() -> None:
     section = asyncio.run(main_async(args))
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, "stream_bench", section)
 
 
 if __name__ == "__main__":
