@@ -8,20 +8,14 @@ this only reads the request head and writes the answer or the extra headers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deepsearch_stream import _core
 
 __all__ = ["AccessMiddleware"]
 
 log = logging.getLogger("deepsearch_stream")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _WANTED = (b"authorization", b"origin", b"access-control-request-method")
 

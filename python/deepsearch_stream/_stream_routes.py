@@ -17,7 +17,15 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["Handler", "StreamRoutes", "error_body", "header", "read_capped", "send_json"]
+__all__ = [
+    "Handler",
+    "StreamRoutes",
+    "error_body",
+    "header",
+    "not_allowed_body",
+    "read_capped",
+    "send_json",
+]
 
 #: An ASGI endpoint: ``await handler(scope, receive, send)``.
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -52,10 +60,14 @@ class StreamRoutes:
             await route.handler(scope, receive, send)
         else:
             allow = ", ".join(route.methods)
-            message = (
-                f"method {scope['method']} is not allowed for {scope['path']}; allowed: {allow}"
-            )
-            await send_json(send, 405, error_body("method_not_allowed", message), {"allow": allow})
+            body = not_allowed_body(scope["method"], scope["path"], allow)
+            await send_json(send, 405, body, {"allow": allow})
+
+
+def not_allowed_body(method: str, path: str, allow: str) -> bytes:
+    """The 405 body, the same for these routes and the app's own."""
+    message = f"method {method} is not allowed for {path}; allowed: {allow}"
+    return error_body("method_not_allowed", message)
 
 
 def error_body(code: str, message: str) -> bytes:

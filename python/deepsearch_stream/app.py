@@ -27,7 +27,14 @@ from starlette.types import Receive, Scope, Send
 
 from deepsearch_stream import _core
 from deepsearch_stream._access import AccessMiddleware
-from deepsearch_stream._stream_routes import Handler, StreamRoutes, header, read_capped
+from deepsearch_stream._stream_routes import (
+    Handler,
+    StreamRoutes,
+    error_body,
+    header,
+    not_allowed_body,
+    read_capped,
+)
 from deepsearch_stream.deepsearch import DeepSearch
 from deepsearch_stream.response import EventStreamResponse
 
@@ -268,12 +275,11 @@ def _document_stream_routes(app: FastAPI) -> None:
 def _error(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = {"error": {"code": code, "message": message, "field": None}}
-    return Response(
-        json.dumps(body, ensure_ascii=False).encode(),
-        status_code=status,
-        headers={"content-type": JSON, **(headers or {})},
-    )
+    return _json_error(status, error_body(code, message), headers)
+
+
+def _json_error(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, headers={"content-type": JSON, **(headers or {})})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -390,12 +396,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for m in r.methods or ()
             }
             allow = ", ".join(sorted(methods)) or (exc.headers or {}).get("Allow", "")
-            message = (
-                f"method {request.method} is not allowed for {request.url.path}; allowed: {allow}"
-            )
-            return _error(
-                405, "method_not_allowed", message, {**(exc.headers or {}), "Allow": allow}
-            )
+            body = not_allowed_body(request.method, request.url.path, allow)
+            return _json_error(405, body, {**(exc.headers or {}), "Allow": allow})
         return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
