@@ -233,8 +233,9 @@ impl PyEventStream {
             TrySend::Sent(_) => Self::ready(py, py.None(), false, None),
             TrySend::Full(body) => {
                 let sender = self.sender.clone();
+                let full_at = tokio::time::Instant::now();
                 let sent = async move {
-                    match sender.send_encoded(body).await {
+                    match sender.send_encoded_after_full(body, full_at).await {
                         Ok(_) => Outcome::Unit,
                         Err(e) => Outcome::Failed(e),
                     }

@@ -109,8 +109,28 @@ impl Sender {
 
     /// Queues an encoded frame body numbered as `id` says, waiting while the buffer is
     /// full. Returns the id it was sent with (0 for [`FrameId::Unnumbered`]).
-    pub async fn send_frame(&self, id: FrameId, mut body: Vec<u8>) -> Result<u64, StreamError> {
-        let mut blocked_since: Option<Instant> = None;
+    pub async fn send_frame(&self, id: FrameId, body: Vec<u8>) -> Result<u64, StreamError> {
+        self.send_frame_blocked_since(id, body, None).await
+    }
+
+    /// [`send_encoded`](Self::send_encoded) for a frame that already found the buffer
+    /// full at `full_at` ([`TrySend::Full`]): the wait counts from then, even when there
+    /// is room by the time this runs.
+    pub async fn send_encoded_after_full(
+        &self,
+        body: Vec<u8>,
+        full_at: Instant,
+    ) -> Result<u64, StreamError> {
+        self.send_frame_blocked_since(FrameId::Auto, body, Some(full_at))
+            .await
+    }
+
+    async fn send_frame_blocked_since(
+        &self,
+        id: FrameId,
+        mut body: Vec<u8>,
+        mut blocked_since: Option<Instant>,
+    ) -> Result<u64, StreamError> {
         let result = loop {
             let notified = self.shared.space.notified();
             tokio::pin!(notified);
