@@ -545,16 +545,20 @@ async def test_page_sends_the_api_key_from_the_fragment_or_a_prompt(
     args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--api-key", PAGE_KEY]
     with running(server_backend, args) as server:
         prompts: list[str] = []
-        searches: list[tuple[int, str | None]] = []
+        responses: list[Any] = []
 
         async def answer(dialog: Any) -> None:
             prompts.append(dialog.message)
             await dialog.accept(PAGE_KEY)
 
-        async def record(response: Any) -> None:
+        # Recorded synchronously, in the order the browser saw them: an async handler
+        # awaiting the header could append after the assertion below had already run.
+        def record(response: Any) -> None:
             if response.url.endswith("/deepsearch"):
-                sent = await response.request.header_value("authorization")
-                searches.append((response.status, sent))
+                responses.append(response)
+
+        async def searches() -> list[tuple[int, str | None]]:
+            return [(r.status, await r.request.header_value("authorization")) for r in responses]
 
         async def run_search() -> None:
             async with page.expect_response(lambda r: r.url.endswith("/deepsearch")):
@@ -569,15 +573,15 @@ async def test_page_sends_the_api_key_from_the_fragment_or_a_prompt(
         await page.get_by_label("Question").fill(QUESTION)
         await run_search()
         assert prompts == ["The API key was refused. API key:"]
-        assert searches == [(401, "Bearer wrong"), (200, f"Bearer {PAGE_KEY}")]
+        assert await searches() == [(401, "Bearer wrong"), (200, f"Bearer {PAGE_KEY}")]
         # The key is kept for the tab: the next search asks nothing.
         await run_search()
-        assert len(prompts) == 1 and searches[2:] == [(200, f"Bearer {PAGE_KEY}")]
+        assert len(prompts) == 1 and (await searches())[2:] == [(200, f"Bearer {PAGE_KEY}")]
         # No key at all: asked for on the first 401.
         await page.evaluate("sessionStorage.clear()")
         await run_search()
         assert prompts[1:] == ["This service needs an API key:"]
-        assert searches[3:] == [(401, None), (200, f"Bearer {PAGE_KEY}")]
+        assert (await searches())[3:] == [(401, None), (200, f"Bearer {PAGE_KEY}")]
 
 
 EVENTSOURCE = """(url) => new Promise((resolve) => {
