@@ -380,3 +380,46 @@ async fn an_unreachable_redis_is_a_clear_error_at_start() {
         .unwrap_err();
     assert!(matches!(bad, RedisStoreError::InvalidUrl { .. }), "{bad:?}");
 }
+
+/// Holds every client's commands for `ms` (`CLIENT PAUSE`): to the stores, Redis is away.
+fn pause(redis: &Redis, ms: u64) {
+    use std::io::{Read, Write};
+    let mut conn = TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    conn.write_all(format!("CLIENT PAUSE {ms} ALL\r\n").as_bytes())
+        .unwrap();
+    let mut answer = [0u8; 5];
+    conn.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"+OK\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_started_while_redis_is_away_is_never_served_an_older_log() {
+    let redis = Redis::start();
+    let (a, b) = (
+        instance(&redis, config()).await,
+        instance(&redis, config()).await,
+    );
+    // An earlier search of the same id, ended and logged.
+    let old = a.create("r8").await.unwrap();
+    old.append(1, frame(1)).await.unwrap();
+    old.finish(None).await.unwrap();
+    drop(old);
+    // Redis stops answering longer than a command may wait: the new search's log
+    // cannot be created there (its `create` reaches Redis only once the pause ends).
+    pause(&redis, 2500);
+    let writer = a.create("r8").await.unwrap();
+    writer.append(1, frame(101)).await.unwrap();
+    writer.finish(None).await.unwrap();
+    // Here, the new search's own copy.
+    let mut here = a.attach("r8", 0).await.unwrap();
+    assert_eq!(drain(&mut here).await, (vec![(1, frame(101))], Ok(())));
+    // Elsewhere, once Redis answers again (and the late `create` has run): told the
+    // log is broken; never the older search's log, nor an empty one that ends in
+    // `interrupted` after a wait.
+    tokio::time::sleep(Duration::from_millis(2500 + 2500)).await;
+    let started = Instant::now();
+    let e = b.attach("r8", 0).await.unwrap_err();
+    assert_eq!(e.code(), "resume_unavailable", "{e}");
+    assert!(e.to_string().contains("lost its connection"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+}

@@ -235,6 +235,41 @@ def test_a_killed_instance_leaves_its_log_then_interrupted(backend: str, redis: 
     assert ids_of(got) == list(range(1, len(ids_of(got)) + 1))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_after_sigterm_on_a_the_log_resumes_on_b_with_the_shutdown_error(
+    backend: str, redis: Redis
+) -> None:
+    hanging = HangingEngine()
+    env = {"SEARXNG_URL": hanging.url}
+    try:
+        with (
+            running(backend, searxng_args(redis, "--shutdown-timeout", "5"), env=env) as a,
+            running(backend, searxng_args(redis), env=env) as b,
+            httpx.Client(timeout=30) as client,
+        ):
+            body = {"query": Q, "request_id": "drained"}
+            with client.stream("POST", a.url + "/deepsearch", json=body) as r:
+                chunks = r.iter_bytes()
+                seen = next(chunks)
+                assert hanging.accepted.wait(10)
+                a.process.send_signal(15)
+                for chunk in chunks:
+                    seen += chunk
+            assert a.process.wait(15) in (0, -15)
+            on_a = [e for e in events(seen) if e[1] != "heartbeat"]
+            # The client lost nothing; the log A left in Redis ends the same way.
+            whole = read_rest(client, b.url, "drained", 0)
+            middle = ids_of(on_a)[len(ids_of(on_a)) // 2]
+            rest = read_rest(client, b.url, "drained", middle)
+    finally:
+        hanging.sock.close()
+    assert on_a[-1] == (None, "[DONE]")
+    assert on_a[-2][1]["data"]["code"] == "shutdown", on_a[-2]
+    assert ids_of(on_a) == list(range(1, len(on_a)))
+    assert whole == on_a, "B serves A's whole log, the shutdown error included"
+    assert rest == on_a[middle:], "and from any id, the rest of it"
+
+
 def store_errors(base: str) -> int:
     text = httpx.get(base + "/metrics").text
     match = re.search(r"^deepsearch_replay_store_errors_total (\d+)", text, re.M)

@@ -320,6 +320,11 @@ class Service:
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``
         message of code ``shutdown`` and ``[DONE]``; returns how many were open."""
+    def recorded(self, timeout: float) -> Awaitable[bool]:
+        """Wait, at most ``timeout`` seconds, until every search's replay log is written
+        out (to Redis, say), so a resume on another instance reads the ``shutdown`` error
+        and ``[DONE]``; resolves to False if some still were. After ``shutdown`` this is
+        short. Raises ``ConfigError`` for a timeout that is not a positive number."""
 
 @final
 class Access:

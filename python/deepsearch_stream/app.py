@@ -43,6 +43,8 @@ __all__ = ["Settings", "create_app"]  # and `app`, built on first access
 log = logging.getLogger("deepsearch_stream")
 
 JSON = "application/json"
+# Longest wait at shutdown, after the connections closed, for replay logs to be written.
+LOG_FLUSH_TIMEOUT = 5.0
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -311,6 +313,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         service.shutdown()
+        # The replay logs end with what the clients got, so a resume on another instance
+        # reads the same; bounded, as a Redis that stopped answering must not hold us.
+        if not await service.recorded(LOG_FLUSH_TIMEOUT):
+            log.warning("shutting down with replay logs still being written")
 
     access = _core.Access(api_key=settings.api_key, cors_origins=settings.cors_origins)
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)

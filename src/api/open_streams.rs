@@ -1,5 +1,7 @@
 //! The streams a service is serving, so that a server stopping can end each one with an
-//! `error` (code `shutdown`) and `[DONE]` instead of cutting it.
+//! `error` (code `shutdown`) and `[DONE]` instead of cutting it, and the recorders logging
+//! them, so that it exits only once those logs are complete (a resume elsewhere then reads
+//! the `shutdown` error and `[DONE]`, not `interrupted`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,18 @@ pub struct OpenStreams {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     closing: watch::Sender<bool>,
+    /// Recorders still writing their logs.
+    recording: watch::Sender<usize>,
+}
+
+/// Counts one recorder as writing until dropped.
+#[derive(Debug)]
+pub struct Recording(Arc<OpenStreams>);
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.0.recording.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Default for OpenStreams {
@@ -36,6 +50,7 @@ impl Default for OpenStreams {
             inner: Mutex::new(Inner::default()),
             next_id: AtomicU64::new(0),
             closing: watch::Sender::new(false),
+            recording: watch::Sender::new(0),
         }
     }
 }
@@ -114,6 +129,22 @@ impl OpenStreams {
         open.len()
     }
 
+    /// Counts a recorder (the task logging a search for resuming) until the guard drops.
+    pub fn recording(self: &Arc<Self>) -> Recording {
+        self.recording.send_modify(|n| *n += 1);
+        Recording(Arc::clone(self))
+    }
+
+    /// Waits, at most `timeout`, until no recorder is writing; false if some still were.
+    /// After [`begin_shutdown`](Self::begin_shutdown) their searches end at once, so this
+    /// is the time their logs take to be written out (to Redis, say).
+    pub async fn recorded(&self, timeout: std::time::Duration) -> bool {
+        let mut rx = self.recording.subscribe();
+        // The sender lives in `self`, so `wait_for` cannot fail while we borrow it.
+        let settled = tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await;
+        settled.is_ok()
+    }
+
     /// Closes every stream still open, as if its client had gone: their bodies end and
     /// their searches are cancelled. Returns how many there were.
     pub fn close_all(&self) -> usize {
@@ -122,5 +153,29 @@ impl OpenStreams {
             handle.close();
         }
         open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::OpenStreams;
+
+    #[tokio::test]
+    async fn recorded_waits_for_every_recorder() {
+        let streams = OpenStreams::new();
+        assert!(streams.recorded(Duration::ZERO).await, "none: at once");
+        let (first, second) = (streams.recording(), streams.recording());
+        assert!(!streams.recorded(Duration::from_millis(20)).await);
+        drop(first);
+        assert!(!streams.recorded(Duration::from_millis(20)).await);
+        let waiting = tokio::spawn({
+            let streams = std::sync::Arc::clone(&streams);
+            async move { streams.recorded(Duration::from_secs(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(second);
+        assert!(waiting.await.unwrap(), "woken by the last one");
     }
 }

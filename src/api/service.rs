@@ -287,7 +287,11 @@ impl Service {
         let writer = self.replay.create(request_id).await.map_err(internal)?;
         // Attached before the recorder starts, so its linger cannot begin unattended.
         let reader = self.replay.attach(request_id, 0).await.map_err(internal)?;
-        tokio::spawn(resume::record(search, writer, request_id.into(), permit));
+        let (recording, id) = (self.streams.recording(), request_id.into());
+        tokio::spawn(async move {
+            resume::record(search, writer, id, permit).await;
+            drop(recording);
+        });
         let stream = resume::replay(request_id, replay_config(&self.stream_config), reader)?;
         Ok(self.count(stream))
     }

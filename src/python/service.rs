@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::deepsearch::PyDeepSearch;
 use super::errors::ConfigError;
-use super::stream::{checked_yield_every, stream_config, PyEventStream};
+use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
 use super::wake::{await_on_loop, Outcome};
 use crate::api::{ApiError, Limits, Reply, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
 use crate::replay::{MemoryStore, RedisStore, ReplayConfig, ReplayStore};
@@ -212,6 +212,23 @@ impl PyService {
     /// message of code `shutdown`, then `[DONE]`; returns how many were open.
     fn shutdown(&self) -> usize {
         self.inner.streams().begin_shutdown()
+    }
+
+    /// Waits, at most `timeout` seconds, until every search's replay log is written out;
+    /// resolves to False if some still were. After `shutdown` this is short.
+    fn recorded<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = seconds("timeout", Some(timeout))?.unwrap_or_default();
+        let streams = Arc::clone(self.inner.streams());
+        let done = async move {
+            let all = streams.recorded(timeout).await;
+            Outcome::Build(Box::new(move |py| {
+                Ok(pyo3::types::PyBool::new(py, all)
+                    .to_owned()
+                    .into_any()
+                    .unbind())
+            }))
+        };
+        await_on_loop(py, done, None)
     }
 }
 

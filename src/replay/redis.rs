@@ -11,7 +11,8 @@
 //!   writers and readers find they were replaced), `reader` (bumped by each attach on
 //!   any instance: older readers find they were superseded), `wbeat`/`rbeat` (the
 //!   writer's and the last remote reader's heartbeats, Redis server time in ms, so
-//!   instances' clocks do not matter), `bytes` (the log's size), `done`, `broken`.
+//!   instances' clocks do not matter), `bytes` (the log's size), `done`, `broken`,
+//!   `writer` (a nonce of the search that created it).
 //!
 //! Every change is one Lua script, so a check and its write are atomic. Both keys expire:
 //! `ttl` after the end, and while live a generous expiry refreshed by the writer's
@@ -21,7 +22,9 @@
 //! its own client reads from memory and never waits on Redis. A Redis failure while
 //! writing is logged once per stream and counted (`deepsearch_replay_store_errors_total`);
 //! the stream goes on, the Redis copy is marked broken (once Redis is back) and stops
-//! there, and a resume on another instance gets `resume_unavailable`.
+//! there, and a resume on another instance gets `resume_unavailable`. A search that
+//! starts while Redis is away gets a broken log of its own once Redis is back, so a
+//! resume elsewhere is not served an older search's log of the same id.
 //!
 //! The local copy waits for room like any memory log while its reader lags; with no
 //! reader here (the client reads elsewhere, or is away) it is dropped instead and the log
@@ -226,10 +229,16 @@ impl ReplayStore for RedisStore {
         async move {
             let local = self.inner.local.create_writer(request_id);
             let live = self.inner.live_expiry().to_string();
-            let gen: Result<u64, String> = self
+            let nonce = uuid::Uuid::new_v4().simple().to_string();
+            let args = [live.as_bytes(), nonce.as_bytes()];
+            let gen: Result<u64, String> = match self
                 .inner
-                .run(&self.inner.scripts.create, request_id, &[live.as_bytes()])
-                .await;
+                .run::<i64>(&self.inner.scripts.create, request_id, &args)
+                .await
+            {
+                Ok(gen) => u64::try_from(gen).map_err(|_| "unexpected answer to create".into()),
+                Err(e) => Err(e),
+            };
             let state = Arc::new(WriterState {
                 broken: AtomicBool::new(false),
                 last: AtomicU64::new(0),
@@ -239,6 +248,12 @@ impl ReplayStore for RedisStore {
                 Err(e) => {
                     store_failed(request_id, "creating a log", &e);
                     state.broken.store(true, Ordering::Release);
+                    // Not aborted with the writer: the mark matters after the search too.
+                    tokio::spawn(mark_broken_when_back(
+                        Arc::clone(&self.inner),
+                        request_id.to_string(),
+                        nonce,
+                    ));
                     None
                 }
             };
@@ -372,6 +387,23 @@ async fn heartbeat(inner: Arc<Inner>, request_id: String, gen: u64, state: Arc<W
             Err(_) => {}
         }
         tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+/// For a log that could not be created: tries, for a bounded time (Redis may never come
+/// back), to leave a broken log of this search in its place.
+async fn mark_broken_when_back(inner: Arc<Inner>, request_id: String, nonce: String) {
+    let live = inner.live_expiry().to_string();
+    let stale = ms(STALE).to_string();
+    for _ in 0..60 {
+        tokio::time::sleep(HEARTBEAT).await;
+        let args = [live.as_bytes(), stale.as_bytes(), nonce.as_bytes()];
+        let marked: Result<i64, String> = inner
+            .run(&inner.scripts.create_broken, &request_id, &args)
+            .await;
+        if marked.is_ok() {
+            return;
+        }
     }
 }
 

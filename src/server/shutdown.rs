@@ -45,8 +45,8 @@ pub async fn signal() {
 }
 
 /// Serves `router` on `listener` until `stop` resolves, then shuts down: no new
-/// connections, every open stream gets an `error` (code `shutdown`) and `[DONE]`, and
-/// the connections drain. Returns at most `timeout` after `stop`, closing whatever is
+/// connections, every open stream gets an `error` (code `shutdown`) and `[DONE]`, the
+/// connections drain and the replay logs are written out. Returns at most `timeout` after `stop`, closing whatever is
 /// still open by then (a client that does not read, a request body that never ends).
 ///
 /// The loop drives hyper's HTTP/1 connections itself rather than through `axum::serve`:
@@ -99,20 +99,29 @@ where
         });
     }
     drop(listener);
+    let deadline = tokio::time::Instant::now() + timeout;
     let open = streams.begin_shutdown();
     tracing::info!(open_streams = open, "shutting down");
     drop(shutdown);
     drop(drained_rx);
-    match tokio::time::timeout(timeout, drained.closed()).await {
-        Ok(()) => tracing::info!("shut down"),
-        Err(_) => {
-            let closed = streams.close_all();
-            tracing::warn!(
-                timeout_secs = timeout.as_secs_f64(),
-                closed_streams = closed,
-                "shutdown timeout reached; dropping the connections still open"
-            );
-        }
+    if tokio::time::timeout_at(deadline, drained.closed())
+        .await
+        .is_err()
+    {
+        let closed = streams.close_all();
+        tracing::warn!(
+            timeout_secs = timeout.as_secs_f64(),
+            closed_streams = closed,
+            "shutdown timeout reached; dropping the connections still open"
+        );
+    }
+    // The replay logs end with what the clients got (a resume on another instance reads
+    // the same), unless the time is up.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if streams.recorded(left).await {
+        tracing::info!("shut down");
+    } else {
+        tracing::warn!("shutdown timeout reached with replay logs still being written");
     }
     Ok(())
 }
