@@ -4,12 +4,30 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import pytest
 import uvicorn
 
+from servers import HangingEngine, write_corpus
+
 FRAME_SPLIT = re.compile(rb"(?<=\n\n)")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three-document corpus of ``servers.CORPUS``, one per test module."""
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingEngine]:
+    """An engine that never answers (see ``servers.HangingEngine``)."""
+    engine = HangingEngine()
+    yield engine
+    engine.sock.close()
 
 
 def frames(blob: bytes) -> list[bytes]:

@@ -27,8 +27,16 @@ def raw(
     return {"method": "POST", "path": path, "content": content, "type": content_type}
 
 
-# name: (request, status, code, field)
-CASES: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
+# (request, status, code, field)
+Case = tuple[dict[str, Any], int, str, str | None]
+
+
+def invalid(request: dict[str, Any], field: str | None) -> Case:
+    """A request refused with 422 `invalid_request`, naming `field`."""
+    return request, 422, "invalid_request", field
+
+
+CASES: dict[str, Case] = {
     # Not a JSON object at all.
     "empty-body": (raw(b""), 400, "invalid_json", None),
     "whitespace-body": (raw(b" \n"), 400, "invalid_json", None),
@@ -37,127 +45,46 @@ CASES: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
     "invalid-utf8": (raw(b'{"query": "\xc3\x28"}'), 400, "invalid_json", None),
     "utf8-bom": (raw(b'\xef\xbb\xbf{"query": "q"}'), 400, "invalid_json", None),
     "deeply-nested": (raw(b"[" * 10_000 + b"]" * 10_000), 400, "invalid_json", None),
-    "array": (body([{"query": Q}]), 422, "invalid_request", None),
-    "string": (body("q"), 422, "invalid_request", None),
-    "null": (body(None), 422, "invalid_request", None),
+    "array": invalid(body([{"query": Q}]), None),
+    "string": invalid(body("q"), None),
+    "null": invalid(body(None), None),
     # Fields: missing, empty, huge, wrong types.
-    "empty-object": (body({}), 422, "invalid_request", "query"),
-    "empty-query": (body({"query": ""}), 422, "invalid_request", "query"),
-    "blank-query": (body({"query": " \t\n"}), 422, "invalid_request", "query"),
-    "huge-query": (body({"query": "q" * 4097}), 422, "invalid_request", "query"),
-    "query-number": (body({"query": 42}), 422, "invalid_request", "query"),
-    "query-list": (body({"query": [Q]}), 422, "invalid_request", "query"),
-    "query-object": (body({"query": {"q": Q}}), 422, "invalid_request", "query"),
-    "request-id-number": (
-        body({"query": Q, "request_id": 7}),
-        422,
-        "invalid_request",
-        "request_id",
+    "empty-object": invalid(body({}), "query"),
+    "empty-query": invalid(body({"query": ""}), "query"),
+    "blank-query": invalid(body({"query": " \t\n"}), "query"),
+    "huge-query": invalid(body({"query": "q" * 4097}), "query"),
+    "query-number": invalid(body({"query": 42}), "query"),
+    "query-list": invalid(body({"query": [Q]}), "query"),
+    "query-object": invalid(body({"query": {"q": Q}}), "query"),
+    "request-id-number": invalid(body({"query": Q, "request_id": 7}), "request_id"),
+    "max-loop-string": invalid(body({"query": Q, "max_loop": "3"}), "max_loop"),
+    "max-loop-float": invalid(body({"query": Q, "max_loop": 2.5}), "max_loop"),
+    "max-loop-bool": invalid(body({"query": Q, "max_loop": True}), "max_loop"),
+    "max-loop-zero": invalid(body({"query": Q, "max_loop": 0}), "max_loop"),
+    "max-loop-negative": invalid(body({"query": Q, "max_loop": -1}), "max_loop"),
+    "max-loop-over": invalid(body({"query": Q, "max_loop": 11}), "max_loop"),
+    "max-loop-i64-max": invalid(body({"query": Q, "max_loop": 2**63 - 1}), "max_loop"),
+    "max-loop-past-u64": invalid(body({"query": Q, "max_loop": 10**30}), "max_loop"),
+    "max-loop-camel-negative": invalid(body({"query": Q, "maxLoop": -5}), "max_loop"),
+    "stream-string": invalid(body({"query": Q, "stream": "false"}), "stream"),
+    "stream-mode-unknown": invalid(body({"query": Q, "stream_mode": "loud"}), "stream_mode"),
+    "stream-mode-number": invalid(body({"query": Q, "stream_mode": 1}), "stream_mode"),
+    "stream-mode-unknown-object": invalid(
+        body({"query": Q, "streamMode": {"mode": "sometimes"}}), "stream_mode"
     ),
-    "max-loop-string": (body({"query": Q, "max_loop": "3"}), 422, "invalid_request", "max_loop"),
-    "max-loop-float": (body({"query": Q, "max_loop": 2.5}), 422, "invalid_request", "max_loop"),
-    "max-loop-bool": (body({"query": Q, "max_loop": True}), 422, "invalid_request", "max_loop"),
-    "max-loop-zero": (body({"query": Q, "max_loop": 0}), 422, "invalid_request", "max_loop"),
-    "max-loop-negative": (body({"query": Q, "max_loop": -1}), 422, "invalid_request", "max_loop"),
-    "max-loop-over": (body({"query": Q, "max_loop": 11}), 422, "invalid_request", "max_loop"),
-    "max-loop-i64-max": (
-        body({"query": Q, "max_loop": 2**63 - 1}),
-        422,
-        "invalid_request",
-        "max_loop",
+    "stream-mode-token-zero": invalid(
+        body({"query": Q, "stream_mode": {"mode": "token", "token": 0}}), "stream_mode"
     ),
-    "max-loop-past-u64": (
-        body({"query": Q, "max_loop": 10**30}),
-        422,
-        "invalid_request",
-        "max_loop",
-    ),
-    "max-loop-camel-negative": (
-        body({"query": Q, "maxLoop": -5}),
-        422,
-        "invalid_request",
-        "max_loop",
-    ),
-    "stream-string": (body({"query": Q, "stream": "false"}), 422, "invalid_request", "stream"),
-    "stream-mode-unknown": (
-        body({"query": Q, "stream_mode": "loud"}),
-        422,
-        "invalid_request",
-        "stream_mode",
-    ),
-    "stream-mode-number": (
-        body({"query": Q, "stream_mode": 1}),
-        422,
-        "invalid_request",
-        "stream_mode",
-    ),
-    "stream-mode-unknown-object": (
-        body({"query": Q, "streamMode": {"mode": "sometimes"}}),
-        422,
-        "invalid_request",
-        "stream_mode",
-    ),
-    "stream-mode-token-zero": (
-        body({"query": Q, "stream_mode": {"mode": "token", "token": 0}}),
-        422,
-        "invalid_request",
-        "stream_mode",
-    ),
-    "engines-string": (
-        body({"query": Q, "search_engines": "local"}),
-        422,
-        "invalid_request",
-        "search_engines",
-    ),
-    "engines-unknown": (
-        body({"query": Q, "search_engines": ["bing"]}),
-        422,
-        "invalid_request",
-        "search_engines",
-    ),
+    "engines-string": invalid(body({"query": Q, "search_engines": "local"}), "search_engines"),
+    "engines-unknown": invalid(body({"query": Q, "search_engines": ["bing"]}), "search_engines"),
     # request_id: what would reach logs, SSE ids and storage keys.
-    "request-id-crlf": (
-        body({"query": Q, "request_id": "a\r\nb"}),
-        422,
-        "invalid_request",
-        "request_id",
-    ),
-    "request-id-lf": (
-        body({"query": Q, "requestId": "a\nid: 9"}),
-        422,
-        "invalid_request",
-        "request_id",
-    ),
-    "request-id-nul": (
-        body({"query": Q, "request_id": "a\u0000b"}),
-        422,
-        "invalid_request",
-        "request_id",
-    ),
-    "request-id-empty": (
-        body({"query": Q, "request_id": ""}),
-        422,
-        "invalid_request",
-        "request_id",
-    ),
-    "request-id-space": (
-        body({"query": Q, "request_id": "a b"}),
-        422,
-        "invalid_request",
-        "request_id",
-    ),
-    "request-id-unicode": (
-        body({"query": Q, "request_id": "é"}),
-        422,
-        "invalid_request",
-        "request_id",
-    ),
-    "request-id-129": (
-        body({"query": Q, "request_id": "r" * 129}),
-        422,
-        "invalid_request",
-        "request_id",
-    ),
+    "request-id-crlf": invalid(body({"query": Q, "request_id": "a\r\nb"}), "request_id"),
+    "request-id-lf": invalid(body({"query": Q, "requestId": "a\nid: 9"}), "request_id"),
+    "request-id-nul": invalid(body({"query": Q, "request_id": "a\u0000b"}), "request_id"),
+    "request-id-empty": invalid(body({"query": Q, "request_id": ""}), "request_id"),
+    "request-id-space": invalid(body({"query": Q, "request_id": "a b"}), "request_id"),
+    "request-id-unicode": invalid(body({"query": Q, "request_id": "é"}), "request_id"),
+    "request-id-129": invalid(body({"query": Q, "request_id": "r" * 129}), "request_id"),
     # Transport: size and content type.
     "oversized": (raw(b'{"query": "' + b"x" * 70_000 + b'"}'), 413, "body_too_large", None),
     "oversized-2mb": (raw(b" " * (2 << 20)), 413, "body_too_large", None),
@@ -176,29 +103,17 @@ CASES: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         None,
     ),
     # The genie-tool route takes the same checks.
-    "genie-empty-query": (
-        body({"query": "", "requestId": "g"}, "/v1/tool/deepsearch"),
-        422,
-        "invalid_request",
-        "query",
+    "genie-empty-query": invalid(
+        body({"query": "", "requestId": "g"}, "/v1/tool/deepsearch"), "query"
     ),
-    "genie-request-id-crlf": (
-        body({"query": Q, "requestId": "g\r\n"}, "/v1/tool/deepsearch"),
-        422,
-        "invalid_request",
-        "request_id",
+    "genie-request-id-crlf": invalid(
+        body({"query": Q, "requestId": "g\r\n"}, "/v1/tool/deepsearch"), "request_id"
     ),
-    "genie-request-id-nul": (
-        body({"query": Q, "request_id": "g\u0000"}, "/v1/tool/deepsearch"),
-        422,
-        "invalid_request",
-        "request_id",
+    "genie-request-id-nul": invalid(
+        body({"query": Q, "request_id": "g\u0000"}, "/v1/tool/deepsearch"), "request_id"
     ),
-    "genie-max-loop-huge": (
-        body({"query": Q, "maxLoop": 10**12}, "/v1/tool/deepsearch"),
-        422,
-        "invalid_request",
-        "max_loop",
+    "genie-max-loop-huge": invalid(
+        body({"query": Q, "maxLoop": 10**12}, "/v1/tool/deepsearch"), "max_loop"
     ),
     "genie-text-plain": (
         raw(b'{"query": "q"}', "text/plain", "/v1/tool/deepsearch"),

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,7 @@ from deepsearch_stream import (
     SearchEngineError,
 )
 from deepsearch_stream.deepsearch import _messages
-from servers import HangingEngine, write_corpus
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("corpus"))
+from servers import HangingEngine
 
 
 @pytest.fixture(scope="module")
@@ -193,13 +188,6 @@ def test_zh_locale(corpus: Path, tmp_path: Path) -> None:
         return out
 
     assert asyncio.run(first_two()) == ["开始搜索...", "执行第1轮搜索..."]
-
-
-@pytest.fixture
-def hanging() -> Iterator[HangingEngine]:
-    server = HangingEngine()
-    yield server
-    server.sock.close()
 
 
 async def test_leaving_the_stream_drops_engine_requests(

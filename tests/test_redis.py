@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from test_resume import Q, ids_of, read_some, same_search
-from test_servers import events
+from test_resume import Q, ids_of, read_some, same_search, whole_run
+from test_servers import events, metric, read_across
 
-from servers import BACKENDS, HangingEngine, command, running, write_corpus
+from servers import BACKENDS, HangingEngine, Server, command, running
 
 
 def free_port() -> int:
@@ -136,6 +136,20 @@ def searxng_args(redis: Redis, *extra: str) -> list[str]:
     return ["--engines", "searxng", "--heartbeat", "30", "--redis", redis.url, *extra]
 
 
+@contextmanager
+def two_instances(
+    backend: str, redis: Redis, engine_url: str, *a_extra: str
+) -> Iterator[tuple[Server, Server, httpx.Client]]:
+    """Instances A and B on one Redis and one SearXNG, as behind a load balancer."""
+    env = {"SEARXNG_URL": engine_url}
+    with (
+        running(backend, searxng_args(redis, *a_extra), env=env) as a,
+        running(backend, searxng_args(redis), env=env) as b,
+        httpx.Client(timeout=30) as client,
+    ):
+        yield a, b, client
+
+
 def read_rest(client: httpx.Client, base: str, request_id: str, last: int) -> list[Any]:
     r = client.post(
         base + "/deepsearch",
@@ -150,12 +164,7 @@ def read_rest(client: httpx.Client, base: str, request_id: str, last: int) -> li
 def test_cut_off_on_a_resumes_on_b_with_the_uninterrupted_sequence(
     backend: str, redis: Redis, gated: GatedEngine
 ) -> None:
-    env = {"SEARXNG_URL": gated.url}
-    with (
-        running(backend, searxng_args(redis), env=env) as a,
-        running(backend, searxng_args(redis), env=env) as b,
-        httpx.Client(timeout=30) as client,
-    ):
+    with two_instances(backend, redis, gated.url) as (a, b, client):
         body = {"query": Q, "request_id": "cut-ab"}
         first = read_some(client, "POST", a.url + "/deepsearch", 1, json=body)
         assert gated.asked.wait(10)
@@ -169,13 +178,7 @@ def test_cut_off_on_a_resumes_on_b_with_the_uninterrupted_sequence(
         gated.open.set()
         reader.join(30)
         assert not reader.is_alive(), "the resumed stream never ended"
-        whole = [
-            e
-            for e in events(
-                client.post(a.url + "/deepsearch", json={**body, "request_id": "whole-ab"}).content
-            )
-            if e[1] != "heartbeat"
-        ]
+        whole = whole_run(a.url, "whole-ab")
     joined = first + resumed
     assert ids_of(joined) == list(range(1, len(ids_of(joined)) + 1)), "no gap, no duplicate"
     assert joined[-1] == (None, "[DONE]")
@@ -185,19 +188,12 @@ def test_cut_off_on_a_resumes_on_b_with_the_uninterrupted_sequence(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_disconnect_and_resume_on_the_same_instance_with_redis(
-    backend: str, redis: Redis, tmp_path: Path
+    backend: str, redis: Redis, corpus: Path, tmp_path: Path
 ) -> None:
-    corpus = write_corpus(tmp_path / "corpus")
-    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path / "cache"), "--redis", redis.url]
+    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--redis", redis.url]
     with running(backend, args) as server, httpx.Client(timeout=30) as client:
         body = {"query": Q, "request_id": "r-same"}
-        whole = [
-            e
-            for e in events(
-                client.post(server.url + "/deepsearch", json={**body, "request_id": "r-w"}).content
-            )
-            if e[1] != "heartbeat"
-        ]
+        whole = whole_run(server.url, "r-w")
         first = read_some(client, "POST", server.url + "/deepsearch", 3, json=body)
         rest = read_rest(client, server.url, "r-same", ids_of(first)[-1])
     joined = first + rest
@@ -206,26 +202,19 @@ def test_disconnect_and_resume_on_the_same_instance_with_redis(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_killed_instance_leaves_its_log_then_interrupted(backend: str, redis: Redis) -> None:
-    hanging = HangingEngine()
-    env = {"SEARXNG_URL": hanging.url}
-    try:
-        with (
-            running(backend, searxng_args(redis), env=env) as a,
-            running(backend, searxng_args(redis), env=env) as b,
-            httpx.Client(timeout=30) as client,
-        ):
-            body = {"query": Q, "request_id": "killed"}
-            first = read_some(client, "POST", a.url + "/deepsearch", 1, json=body)
-            assert hanging.accepted.wait(10)
-            time.sleep(0.3)  # what A logs before its engine call is in Redis
-            a.process.kill()
-            a.process.wait()
-            started = time.monotonic()
-            got = read_rest(client, b.url, "killed", 0)
-            took = time.monotonic() - started
-    finally:
-        hanging.sock.close()
+def test_a_killed_instance_leaves_its_log_then_interrupted(
+    backend: str, redis: Redis, hanging: HangingEngine
+) -> None:
+    with two_instances(backend, redis, hanging.url) as (a, b, client):
+        body = {"query": Q, "request_id": "killed"}
+        first = read_some(client, "POST", a.url + "/deepsearch", 1, json=body)
+        assert hanging.accepted.wait(10)
+        time.sleep(0.3)  # what A logs before its engine call is in Redis
+        a.process.kill()
+        a.process.wait()
+        started = time.monotonic()
+        got = read_rest(client, b.url, "killed", 0)
+        took = time.monotonic() - started
     assert took < 15, f"the resume on B took {took:.1f} s"
     assert got[: len(first)] == first, "B replays what A had logged, byte for byte"
     assert got[-1] == (None, "[DONE]")
@@ -237,32 +226,22 @@ def test_a_killed_instance_leaves_its_log_then_interrupted(backend: str, redis: 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_after_sigterm_on_a_the_log_resumes_on_b_with_the_shutdown_error(
-    backend: str, redis: Redis
+    backend: str, redis: Redis, hanging: HangingEngine
 ) -> None:
-    hanging = HangingEngine()
-    env = {"SEARXNG_URL": hanging.url}
-    try:
-        with (
-            running(backend, searxng_args(redis, "--shutdown-timeout", "5"), env=env) as a,
-            running(backend, searxng_args(redis), env=env) as b,
-            httpx.Client(timeout=30) as client,
-        ):
-            body = {"query": Q, "request_id": "drained"}
-            with client.stream("POST", a.url + "/deepsearch", json=body) as r:
-                chunks = r.iter_bytes()
-                seen = next(chunks)
-                assert hanging.accepted.wait(10)
-                a.process.send_signal(15)
-                for chunk in chunks:
-                    seen += chunk
-            assert a.process.wait(15) in (0, -15)
-            on_a = [e for e in events(seen) if e[1] != "heartbeat"]
-            # The client lost nothing; the log A left in Redis ends the same way.
-            whole = read_rest(client, b.url, "drained", 0)
-            middle = ids_of(on_a)[len(ids_of(on_a)) // 2]
-            rest = read_rest(client, b.url, "drained", middle)
-    finally:
-        hanging.sock.close()
+    with two_instances(backend, redis, hanging.url, "--shutdown-timeout", "5") as (a, b, client):
+        on_a, _ = read_across(
+            client,
+            a.url + "/deepsearch",
+            {"query": Q, "request_id": "drained"},
+            hanging.accepted,
+            lambda: a.process.send_signal(15),
+            wait=10,
+        )
+        assert a.process.wait(15) in (0, -15)
+        # The client lost nothing; the log A left in Redis ends the same way.
+        whole = read_rest(client, b.url, "drained", 0)
+        middle = ids_of(on_a)[len(ids_of(on_a)) // 2]
+        rest = read_rest(client, b.url, "drained", middle)
     assert on_a[-1] == (None, "[DONE]")
     assert on_a[-2][1]["data"]["code"] == "shutdown", on_a[-2]
     assert ids_of(on_a) == list(range(1, len(on_a)))
@@ -270,36 +249,30 @@ def test_after_sigterm_on_a_the_log_resumes_on_b_with_the_shutdown_error(
     assert rest == on_a[middle:], "and from any id, the rest of it"
 
 
-def store_errors(base: str) -> int:
-    text = httpx.get(base + "/metrics").text
-    match = re.search(r"^deepsearch_replay_store_errors_total (\d+)", text, re.M)
-    assert match, text
-    return int(match.group(1))
+def store_errors(base: str) -> float:
+    return metric(base, "deepsearch_replay_store_errors_total")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_redis_going_away_mid_stream_spares_the_live_stream(
     backend: str, redis: Redis, gated: GatedEngine
 ) -> None:
-    env = {"SEARXNG_URL": gated.url}
-    with (
-        running(backend, searxng_args(redis), env=env) as a,
-        running(backend, searxng_args(redis), env=env) as b,
-        httpx.Client(timeout=30) as client,
-    ):
+    with two_instances(backend, redis, gated.url) as (a, b, client):
         assert store_errors(a.url) == 0
-        body = {"query": Q, "request_id": "no-redis"}
-        with client.stream("POST", a.url + "/deepsearch", json=body) as r:
-            chunks = r.iter_bytes()
-            seen = next(chunks)
-            assert gated.asked.wait(10)
+
+        def redis_goes_away() -> None:
             redis.kill()
             gated.open.set()
-            started = time.monotonic()
-            for chunk in chunks:
-                seen += chunk
-            took = time.monotonic() - started
-        got = [e for e in events(seen) if e[1] != "heartbeat"]
+
+        got, started = read_across(
+            client,
+            a.url + "/deepsearch",
+            {"query": Q, "request_id": "no-redis"},
+            gated.asked,
+            redis_goes_away,
+            wait=10,
+        )
+        took = time.monotonic() - started
         assert got[-1] == (None, "[DONE]")
         assert got[-2][1]["type"] == "final", "the live stream went on to its end"
         assert ids_of(got) == list(range(1, len(ids_of(got)) + 1))

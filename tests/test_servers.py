@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from servers import BACKENDS, HangingEngine, Server, running, write_corpus
+from servers import BACKENDS, HangingEngine, Server, running
 
 CONTRACT_HEADERS = (
     "content-type",
@@ -26,11 +27,6 @@ CONTRACT_HEADERS = (
 )
 
 PARITY_ARGS = ["--heartbeat", "30", "--max-streams", "4"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +64,37 @@ def events(body: bytes) -> list[tuple[str | None, Any]]:
                 datas.append(line[6:])
         out.append((ident, normalize_event("\n".join(datas))))
     return out
+
+
+def read_across(
+    client: httpx.Client,
+    url: str,
+    body: dict[str, Any],
+    ready: threading.Event,
+    action: Callable[[], object],
+    wait: float = 5,
+) -> tuple[list[tuple[str | None, Any]], float]:
+    """Streams a search and, once its first chunk is in and `ready` is set (its engine
+    was asked), runs `action` (a signal, a failure) and reads on to the end. Returns the
+    frames but heartbeats, and the monotonic time `action` began."""
+    with client.stream("POST", url, json=body) as r:
+        assert r.status_code == 200
+        chunks = r.iter_bytes()
+        seen = next(chunks)
+        assert ready.wait(wait)
+        acted_at = time.monotonic()
+        action()
+        for chunk in chunks:
+            seen += chunk
+    return [e for e in events(seen) if e[1] != "heartbeat"], acted_at
+
+
+def metric(base: str, sample: str) -> float:
+    """One sample's value in the server's /metrics: its name, with labels as printed."""
+    text = httpx.get(base + "/metrics").text
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
+    assert match, f"no {sample} in {text}"
+    return float(match.group(1))
 
 
 def exchange(base: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -221,13 +248,6 @@ def test_metrics_have_the_same_names(pair: dict[str, Server]) -> None:
     assert "deepsearch_streams_open" in names["axum"]
 
 
-@pytest.fixture
-def hanging() -> Iterator[HangingEngine]:
-    engine = HangingEngine()
-    yield engine
-    engine.sock.close()
-
-
 def slow_server(backend: str, engine: HangingEngine, *extra: str) -> Any:
     # No linger: a search stops as soon as its client leaves (test_resume.py covers
     # searches that wait for their client to come back).
@@ -288,16 +308,13 @@ def test_over_the_stream_limit_is_503_with_retry_after(
 def test_sigterm_sends_shutdown_error_and_done(backend: str, hanging: HangingEngine) -> None:
     with slow_server(backend, hanging, "--shutdown-timeout", "5") as server:
         with httpx.Client(timeout=30) as client:
-            with client.stream("POST", server.url + "/deepsearch", json={"query": Q}) as r:
-                assert r.status_code == 200
-                iterator = r.iter_bytes()
-                seen = next(iterator)
-                assert hanging.accepted.wait(5)
-                started = time.monotonic()
-                server.process.send_signal(15)
-                for chunk in iterator:
-                    seen += chunk
-        tail = [e for e in events(seen) if e[1] != "heartbeat"]
+            tail, started = read_across(
+                client,
+                server.url + "/deepsearch",
+                {"query": Q},
+                hanging.accepted,
+                lambda: server.process.send_signal(15),
+            )
         assert tail[-1] == (None, "[DONE]")
         error = tail[-2][1]
         assert error["type"] == "error" and error["data"]["code"] == "shutdown"

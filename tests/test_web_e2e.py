@@ -405,27 +405,40 @@ async def test_network_error_is_connection_lost(page: Page, backend: str) -> Non
     assert (await stats(page))["resumes"] == 3  # it tried to resume, then gave up
 
 
+class CutFirstResponse:
+    """A Playwright route handler: the first response is cut after its third numbered
+    event (after `prefix`); later requests go through, their Last-Event-ID recorded."""
+
+    def __init__(self, prefix: bytes = b"") -> None:
+        self.prefix = prefix
+        self.body = b""
+        self.resumed_with: list[str | None] = []
+
+    @property
+    def events(self) -> int:
+        """Numbered events in the whole first response."""
+        return self.body.count(b"\nid: ") + self.body.startswith(b"id: ")
+
+    async def __call__(self, route: Any) -> None:
+        if self.body:
+            self.resumed_with.append((await route.request.all_headers()).get("last-event-id"))
+            await route.continue_()
+            return
+        response = await route.fetch()
+        self.body = await response.body()
+        frames = self.body.split(b"\n\n")
+        numbered = [i for i, f in enumerate(frames) if f.startswith(b"id: ")]
+        cut = self.prefix + b"\n\n".join(frames[: numbered[2] + 1]) + b"\n\n"
+        await route.fulfill(response=response, body=cut)
+
+
 @pytest.mark.parametrize("real", ["fastapi", "axum"])
 async def test_a_dropped_connection_resumes_without_loss(
     page: Page, real: str, corpus: Path, tmp_path: Path
 ) -> None:
     """The first response is cut after three events; the page resumes with Last-Event-ID
     and the real server replays the rest: every event once, the search finished."""
-    full: dict[str, bytes] = {}
-    resumed_with: list[str | None] = []
-
-    async def cut_first(route: Any) -> None:
-        if not full:
-            response = await route.fetch()
-            full["body"] = await response.body()
-            frames = full["body"].split(b"\n\n")
-            numbered = [i for i, f in enumerate(frames) if f.startswith(b"id: ")]
-            cut = b"\n\n".join(frames[: numbered[2] + 1]) + b"\n\n"
-            await route.fulfill(response=response, body=cut)
-        else:
-            resumed_with.append((await route.request.all_headers()).get("last-event-id"))
-            await route.continue_()
-
+    cut_first = CutFirstResponse()
     args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--heartbeat", "1"]
     with running(real, args) as server:
         await page.route("**/deepsearch", cut_first)
@@ -433,11 +446,10 @@ async def test_a_dropped_connection_resumes_without_loss(
         await expect(page.locator("body")).to_have_attribute("data-state", "finished")
         await expect(page.locator("#notice")).to_contain_text("resumed")
         await expect(page.locator("#sources-box")).to_be_visible()
-    assert resumed_with == ["3"]
+    assert cut_first.resumed_with == ["3"]
     s = await stats(page)
-    numbered = full["body"].count(b"\nid: ") + full["body"].startswith(b"id: ")
     assert s["done"] and s["resumes"] == 1
-    assert s["messages"] == numbered, "every event once: none missed, none twice"
+    assert s["messages"] == cut_first.events, "every event once: none missed, none twice"
 
 
 # --- the stand-in's misbehaviours ----------------------------------------------------
@@ -603,21 +615,7 @@ async def test_browser_eventsource_resumes_on_the_get_route(
     """A browser's own EventSource on GET /deepsearch: the first response is cut after
     three events (with `retry: 100` so it comes back soon); it reconnects by itself with
     Last-Event-ID and the server replays the rest, every event once."""
-    resumed_with: list[str] = []
-    full: dict[str, bytes] = {}
-
-    async def cut_first(route: Any) -> None:
-        if not full:
-            response = await route.fetch()
-            full["body"] = await response.body()
-            frames = full["body"].split(b"\n\n")
-            numbered = [i for i, f in enumerate(frames) if f.startswith(b"id: ")]
-            cut = b"retry: 100\n\n" + b"\n\n".join(frames[: numbered[2] + 1]) + b"\n\n"
-            await route.fulfill(response=response, body=cut)
-        else:
-            resumed_with.append("reconnected")
-            await route.continue_()
-
+    cut_first = CutFirstResponse(b"retry: 100\n\n")
     args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--heartbeat", "1"]
     with running(real, args) as server:
         await page.goto(server.url + "/")
@@ -625,8 +623,8 @@ async def test_browser_eventsource_resumes_on_the_get_route(
         got = await page.evaluate(EVENTSOURCE, "deepsearch?query=What+is+Tokio%3F&request_id=es-1")
     # One reconnect. (Playwright does not show the Last-Event-ID header Chromium adds;
     # ids going on from 4 rather than again from 1 show the server got it.)
-    assert len(resumed_with) == 1
+    assert len(cut_first.resumed_with) == 1
     assert got[-1][1] == "[DONE]"
     ids = [int(i) for i, data in got[:-1] if data != "heartbeat"]
     assert ids == list(range(1, len(ids) + 1)), "every event once, in order"
-    assert ids[-1] == full["body"].count(b"\nid: ") + full["body"].startswith(b"id: ")
+    assert ids[-1] == cut_first.events
