@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 import time
 from collections.abc import AsyncIterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from deepsearch_stream import (
     SearchEngineError,
 )
 from deepsearch_stream.deepsearch import _messages
+from providers import LocalServer, OpenAIHandler
 from servers import HangingEngine
 
 
@@ -224,56 +223,28 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        class Handler(OpenAIHandler):
+            def respond(self, phase: str, request: dict[str, Any]) -> None:
                 fake.requests.append(
-                    {"path": self.path, "auth": self.headers["Authorization"], **body}
+                    {"path": self.path, "auth": self.headers["Authorization"], **request}
                 )
                 if fail_status is not None:
-                    payload = json.dumps(
-                        {"error": {"message": "upstream exploded", "type": "server_error"}}
-                    )
-                    self._send(fail_status, "application/json", payload.encode())
-                    return
-                system = body["messages"][0]["content"]
-                if body.get("stream"):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.end_headers()
-                    for piece in answer_chunks:
-                        chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                        self.wfile.flush()
-                    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                    self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
-                    return
-                if "plan web searches" in system:
-                    content = '```json\n{"queries": ["tokio runtime", "What is Tokio?"]}\n```'
+                    self.error(fail_status, "upstream exploded")
+                elif phase == "plan":
+                    self.reply('```json\n{"queries": ["tokio runtime", "What is Tokio?"]}\n```')
+                elif phase == "judge":
+                    self.reply('{"is_answer": true, "rewrite_query": null, "reason": "enough"}')
                 else:
-                    content = '{"is_answer": true, "rewrite_query": null, "reason": "enough"}'
-                reply = {
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]
-                }
-                self._send(200, "application/json", json.dumps(reply).encode())
+                    self.start_stream()
+                    for piece in answer_chunks:
+                        self.piece(piece)
+                    self.end_stream()
 
-            def _send(self, status: int, ctype: str, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(Handler)
+        self.url = self.server.url + "/v1"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 async def test_model_plans_judges_and_writes_with_valid_citations(

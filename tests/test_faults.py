@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import struct
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -28,100 +24,64 @@ import pytest
 from test_resume import ids_of
 from test_servers import events
 
+from providers import Handler, LocalServer, OpenAIHandler, searxng_results
 from servers import BACKENDS, Server, running
 
 FAULT = re.compile(r"fault:([a-z0-9-]+)")
 ROUND = re.compile(r"^Round: (\d+)$", re.M)
 ANSWER = ["Tokio is an asynchronous ", "runtime for Rust [1]. ", "It is used for networking."]
-OPENAI_ERROR = {"error": {"message": "the model is overloaded", "type": "server_error"}}
+OVERLOADED = "the model is overloaded"
 
 
-def drop_connection(handler: BaseHTTPRequestHandler) -> None:
-    """Closes the connection with a reset: no response, or the rest of one, ever comes."""
-    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    handler.close_connection = True
-    handler.connection.close()
+class Model(OpenAIHandler):
+    """Plan and judge are JSON replies, the answer a stream; each fails as told."""
 
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def send_error_json(self, status: int, body: Any = OPENAI_ERROR) -> None:
-        self.send(status, json.dumps(body).encode())
-
-
-class Model(Handler):
-    """OpenAI chat completions: plan and judge are JSON replies, the answer a stream."""
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        system, user = (m["content"] for m in request["messages"][:2])
+    def respond(self, phase: str, request: dict[str, Any]) -> None:
+        user = request["messages"][1]["content"]
         match = FAULT.search(user)
         fault = match.group(1) if match else ""
-        if "plan web searches" in system:
+        if phase == "plan":
             self.plan(fault, int(ROUND.search(user).group(1)))  # type: ignore[union-attr]
-        elif request.get("stream"):
-            self.answer(fault)
-        else:
+        elif phase == "judge":
             self.judge(fault)
-
-    def reply(self, content: str) -> None:
-        message = {"role": "assistant", "content": content}
-        body = {"id": "chatcmpl-1", "object": "chat.completion", "model": "fake", "choices": []}
-        body["choices"] = [{"index": 0, "message": message, "finish_reason": "stop"}]
-        self.send(200, json.dumps(body).encode())
+        else:
+            self.answer(fault)
 
     def plan(self, fault: str, round_: int) -> None:
         if fault == "plan-500":
-            self.send_error_json(500)
+            self.error(500, OVERLOADED)
         elif fault == "plan-prose":
             self.reply("I would search the web for Tokio.")
         elif fault == "plan-drop":
-            drop_connection(self)
+            self.reset()
         else:
             self.reply(json.dumps({"queries": [f"tokio runtime round {round_} fault:{fault}"]}))
 
     def judge(self, fault: str) -> None:
         if fault == "judge-429":
-            error = {"error": {"message": "Rate limit reached", "type": "requests"}}
-            self.send_error_json(429, error)
+            self.error(429, "Rate limit reached", "requests")
         elif fault == "judge-401":
-            error = {"error": {"message": "Incorrect API key provided", "type": "invalid_key"}}
-            self.send_error_json(401, error)
+            self.error(401, "Incorrect API key provided", "invalid_key")
         else:
             enough = fault != "engine-round2"  # that case needs a second round
             self.reply(json.dumps({"is_answer": enough, "rewrite_query": None, "reason": "ok"}))
 
     def answer(self, fault: str) -> None:
         if fault == "answer-500":
-            self.send_error_json(500)
+            self.error(500, OVERLOADED)
             return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
+        self.start_stream()
         for n, piece in enumerate(ANSWER):
             if n == 2 and fault == "answer-cut":
                 return  # the body ends (the connection closes) without [DONE]
             if n == 2 and fault == "answer-reset":
-                self.wfile.flush()
-                drop_connection(self)
+                self.reset()
                 return
             if n == 2 and fault == "answer-error-chunk":
-                self.wfile.write(f"data: {json.dumps(OPENAI_ERROR)}\n\n".encode())
+                self.event({"error": {"message": OVERLOADED, "type": "server_error"}})
                 return
-            chunk = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.flush()
-        stop = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        self.wfile.write(f"data: {json.dumps(stop)}\n\ndata: [DONE]\n\n".encode())
+            self.piece(piece)
+        self.end_stream()
 
 
 class Engine(Handler):
@@ -136,36 +96,24 @@ class Engine(Handler):
         elif fault == "engine-garbage":
             self.send(200, b"<html>not the JSON API</html>")
         elif fault == "engine-drop":
-            drop_connection(self)
+            self.reset()
         else:
-            hit = {"title": "Tokio", "url": "https://tokio.rs/", "content": "Tokio is a runtime."}
-            self.send(200, json.dumps({"query": query, "results": [hit]}).encode())
-
-
-def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def url_of(server: ThreadingHTTPServer) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}"
+            hit = ("Tokio", "https://tokio.rs/", "Tokio is a runtime.")
+            self.send_json(200, {"query": query, **searxng_results(hit)})
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, Server]]:
-    model, engine = serve(Model), serve(Engine)
+    model, engine = LocalServer(Model), LocalServer(Engine)
     args = ["--engines", "searxng", "--heartbeat", "30"]
-    args += ["--llm-base-url", url_of(model) + "/v1", "--llm-model", "fake"]
-    env = {"SEARXNG_URL": url_of(engine)}
+    args += ["--llm-base-url", model.url + "/v1", "--llm-model", "fake"]
+    env = {"SEARXNG_URL": engine.url}
     try:
         with running("fastapi", args, env=env) as fastapi, running("axum", args, env=env) as axum:
             yield {"fastapi": fastapi, "axum": axum}
     finally:
-        for s in (model, engine):
-            s.shutdown()
-            s.server_close()
+        model.close()
+        engine.close()
 
 
 Frame = tuple[str | None, Any]

@@ -10,7 +10,6 @@ does): without it these tests fail, they are not skipped."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -19,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import pytest
 from test_resume import Q, ids_of, read_some, same_search, whole_run
 from test_servers import events, metric, read_across
 
+from providers import Handler, LocalServer, searxng_results
 from servers import BACKENDS, HangingEngine, Server, command, running
 
 
@@ -90,39 +89,19 @@ class GatedEngine:
         self.asked = threading.Event()
         gate = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Gated(Handler):
             def do_GET(self) -> None:
                 gate.asked.set()
                 gate.open.wait(30)
-                body = json.dumps(
-                    {
-                        "results": [
-                            {
-                                "title": "Tokio",
-                                "url": "https://tokio.rs/",
-                                "content": "Tokio is an asynchronous runtime for Rust.",
-                            }
-                        ]
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                hit = ("Tokio", "https://tokio.rs/", "Tokio is an asynchronous runtime for Rust.")
+                self.send_json(200, searxng_results(hit))
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(Gated)
+        self.url = self.server.url
 
     def close(self) -> None:
         self.open.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture
