@@ -78,6 +78,9 @@ pub const BLOCK: Duration = Duration::from_secs(1);
 /// How long an append waits for room in the local copy before checking whether anyone
 /// reads it.
 const DEMOTE_AFTER: Duration = Duration::from_millis(50);
+/// How many times, a [`HEARTBEAT`] apart, a writer tries to mark its log broken in Redis
+/// before giving up (Redis may never come back).
+const MARK_BROKEN_TRIES: u32 = 60;
 /// Entries a reader fetches at once.
 const BATCH: usize = 64;
 
@@ -231,14 +234,12 @@ impl ReplayStore for RedisStore {
             let live = self.inner.live_expiry().to_string();
             let nonce = uuid::Uuid::new_v4().simple().to_string();
             let args = [live.as_bytes(), nonce.as_bytes()];
-            let gen: Result<u64, String> = match self
+            let gen: Result<u64, String> = self
                 .inner
                 .run::<i64>(&self.inner.scripts.create, request_id, &args)
                 .await
-            {
-                Ok(gen) => u64::try_from(gen).map_err(|_| "unexpected answer to create".into()),
-                Err(e) => Err(e),
-            };
+                // Its -1 answers a call this writer gave up on, never this one.
+                .and_then(|gen| u64::try_from(gen).map_err(|_| format!("create answered {gen}")));
             let state = Arc::new(WriterState {
                 broken: AtomicBool::new(false),
                 last: AtomicU64::new(0),
@@ -368,7 +369,7 @@ async fn heartbeat(inner: Arc<Inner>, request_id: String, gen: u64, state: Arc<W
     let live = inner.live_expiry().to_string();
     let gen = gen.to_string();
     // Once broken, it tries to say so for a bounded time: Redis may never come back.
-    let mut tries_left = 60;
+    let mut tries_left = MARK_BROKEN_TRIES;
     loop {
         let broken = state.broken.load(Ordering::Acquire);
         if broken {
@@ -395,9 +396,9 @@ async fn heartbeat(inner: Arc<Inner>, request_id: String, gen: u64, state: Arc<W
 async fn mark_broken_when_back(inner: Arc<Inner>, request_id: String, nonce: String) {
     let live = inner.live_expiry().to_string();
     let stale = ms(STALE).to_string();
-    for _ in 0..60 {
+    for _ in 0..MARK_BROKEN_TRIES {
         tokio::time::sleep(HEARTBEAT).await;
-        let args = [live.as_bytes(), stale.as_bytes(), nonce.as_bytes()];
+        let args = [live.as_bytes(), nonce.as_bytes(), stale.as_bytes()];
         let marked: Result<i64, String> = inner
             .run(&inner.scripts.create_broken, &request_id, &args)
             .await;

@@ -20,6 +20,20 @@ pub(super) struct Scripts {
 const NOW: &str =
     "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
 
+/// Starts a new generation of the log (`gen` its number): empty, unread, `broken` as
+/// given, written by the writer of nonce ARGV[2], expiring after ARGV[1] ms unless beaten.
+fn new_generation(broken: u8) -> String {
+    format!(
+        "redis.call('DEL', KEYS[1])
+        local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
+        redis.call('HSET', KEYS[2], 'wbeat', now, 'bytes', 0, 'done', 0, 'broken', {broken},
+            'last', 0, 'writer', ARGV[2])
+        redis.call('HDEL', KEYS[2], 'rbeat')
+        redis.call('PEXPIRE', KEYS[2], ARGV[1])
+        "
+    )
+}
+
 impl Scripts {
     pub(super) fn new() -> Self {
         let s = |body: &str| Script::new(&format!("{NOW}{body}"));
@@ -27,30 +41,24 @@ impl Scripts {
             // ARGV: live expiry ms, the writer's nonce. Returns the new generation, or
             // -1 when `create_broken` already ran for this writer (this `create` timed
             // out on the client and reached Redis late).
-            create: s("if redis.call('HGET', KEYS[2], 'writer') == ARGV[2] then return -1 end
-                redis.call('DEL', KEYS[1])
-                local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
-                redis.call('HSET', KEYS[2], 'wbeat', now, 'bytes', 0, 'done', 0, 'broken', 0, 'last', 0,
-                    'writer', ARGV[2])
-                redis.call('HDEL', KEYS[2], 'rbeat')
-                redis.call('PEXPIRE', KEYS[2], ARGV[1])
-                return gen"),
+            create: s(&format!(
+                "if redis.call('HGET', KEYS[2], 'writer') == ARGV[2] then return -1 end
+                {}return gen",
+                new_generation(0)
+            )),
             // For a search whose `create` failed (Redis was away): once Redis answers,
             // a log of its own, marked broken, so a resume elsewhere is told so instead
             // of being served an older search's log of the same id. A live writer of a
             // newer search is left alone; this writer's own `create`, reaching Redis late,
-            // is not. ARGV: live expiry ms, stale ms, the writer's nonce.
+            // is not. ARGV: live expiry ms, the writer's nonce, stale ms.
             // Returns 1 when marked, 0 when left alone.
-            create_broken: s("local m = redis.call('HMGET', KEYS[2], 'wbeat', 'done', 'broken', 'writer')
-                if m[1] and m[2] ~= '1' and m[3] ~= '1' and m[4] ~= ARGV[3]
-                    and now - tonumber(m[1]) <= tonumber(ARGV[2]) then return 0 end
-                redis.call('DEL', KEYS[1])
-                redis.call('HINCRBY', KEYS[2], 'gen', 1)
-                redis.call('HSET', KEYS[2], 'wbeat', now, 'bytes', 0, 'done', 0, 'broken', 1, 'last', 0,
-                    'writer', ARGV[3])
-                redis.call('HDEL', KEYS[2], 'rbeat')
-                redis.call('PEXPIRE', KEYS[2], ARGV[1])
-                return 1"),
+            create_broken: s(&format!(
+                "local m = redis.call('HMGET', KEYS[2], 'wbeat', 'done', 'broken', 'writer')
+                if m[1] and m[2] ~= '1' and m[3] ~= '1' and m[4] ~= ARGV[2]
+                    and now - tonumber(m[1]) <= tonumber(ARGV[3]) then return 0 end
+                {}return 1",
+                new_generation(1)
+            )),
             // ARGV: gen, frame id, body, max log bytes, live expiry ms.
             // Returns -1 when replaced, else the frames deleted for room.
             append: s("if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[1] then return -1 end
