@@ -477,19 +477,8 @@ async fn sse_stream_ends_with_done_and_frames_decode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_are_dropped_when_the_consumer_leaves() {
-    let hangs = Arc::new(Hangs::default());
-    let settings = Settings {
-        engine_timeout: Duration::from_secs(600),
-        ..Settings::default()
-    };
-    let ds = Arc::new(
-        DeepSearch::new(
-            vec![hangs.clone() as Arc<dyn SearchEngine>],
-            Brain::Offline,
-            settings,
-        )
-        .unwrap(),
-    );
+    let (hangs, ds) = Hangs::deepsearch();
+    let ds = Arc::new(ds);
     let mut stream = ds
         .stream(
             "gone",

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use deepsearch_stream::api::{Limits, Reply, Route, SearchRequest, Service};
-use deepsearch_stream::deepsearch::{Brain, DeepSearch, Settings};
+use deepsearch_stream::deepsearch::{DeepSearch, Settings};
 use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
-use deepsearch_stream::search::{EngineConfig, SearchEngine};
+use deepsearch_stream::search::EngineConfig;
 use deepsearch_stream::sse::decode_all;
 use deepsearch_stream::stream::{EventStream, StreamConfig};
 use futures::StreamExt;
@@ -67,13 +67,7 @@ fn local_service(linger: Duration) -> (TempDir, Service) {
 }
 
 fn hanging_service(linger: Duration) -> (Arc<Hangs>, Service) {
-    let hangs = Arc::new(Hangs::default());
-    let settings = Settings {
-        engine_timeout: Duration::from_secs(600),
-        ..Settings::default()
-    };
-    let engine = Arc::clone(&hangs) as Arc<dyn SearchEngine>;
-    let deepsearch = DeepSearch::new(vec![engine], Brain::Offline, settings).unwrap();
+    let (hangs, deepsearch) = Hangs::deepsearch();
     let service =
         Service::new(deepsearch, Limits::default(), stream_config()).with_replay(replay(linger));
     (hangs, service)

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deepsearch_stream::api::{Limits, Service};
-use deepsearch_stream::deepsearch::{Brain, DeepSearch, Settings};
 use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
-use deepsearch_stream::search::{EngineConfig, SearchEngine};
+use deepsearch_stream::search::EngineConfig;
 use deepsearch_stream::server::{App, ServerConfig};
 use deepsearch_stream::sse::decode_all;
 use deepsearch_stream::stream::StreamConfig;
@@ -308,13 +307,7 @@ async fn every_bad_input_gets_its_status_and_exact_body() {
 }
 
 fn hanging_app(limits: Limits) -> (Arc<Hangs>, App) {
-    let hangs = Arc::new(Hangs::default());
-    let settings = Settings {
-        engine_timeout: Duration::from_secs(600),
-        ..Settings::default()
-    };
-    let engine = Arc::clone(&hangs) as Arc<dyn SearchEngine>;
-    let deepsearch = DeepSearch::new(vec![engine], Brain::Offline, settings).unwrap();
+    let (hangs, deepsearch) = Hangs::deepsearch();
     // No linger: a search stops as soon as its client leaves (tests/resume.rs covers
     // searches that wait for their client to come back).
     let replay = ReplayConfig {

@@ -2,7 +2,9 @@
 //! is dropped, so a test can tell a cancelled search from one still running.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use deepsearch_stream::deepsearch::{Brain, DeepSearch, Settings};
 use deepsearch_stream::search::{Document, SearchEngine, SearchError};
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
@@ -16,6 +18,19 @@ pub struct Hangs {
 }
 
 impl Hangs {
+    /// An offline `DeepSearch` on this engine alone, whose engine timeout no test
+    /// outlasts; and the engine, to watch.
+    pub fn deepsearch() -> (Arc<Hangs>, DeepSearch) {
+        let hangs = Arc::new(Hangs::default());
+        let settings = Settings {
+            engine_timeout: Duration::from_secs(600),
+            ..Settings::default()
+        };
+        let engine = Arc::clone(&hangs) as Arc<dyn SearchEngine>;
+        let deepsearch = DeepSearch::new(vec![engine], Brain::Offline, settings).unwrap();
+        (hangs, deepsearch)
+    }
+
     /// When the last call was dropped, if one was.
     pub fn dropped_at(&self) -> Option<Instant> {
         *self.dropped.lock().unwrap()
