@@ -98,7 +98,7 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// Settings using the process-wide [`shared_client`](crate::http::shared_client).
+    /// Settings using the process-wide [`shared_client`].
     pub fn new(timeout: Duration) -> Result<Self, SearchError> {
         Ok(HttpSettings {
             client: shared_client()?,

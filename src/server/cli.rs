@@ -22,6 +22,8 @@ use crate::stream::StreamConfig;
 /// Without a model the search runs offline (extractive answers).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "deepsearch-server", version)]
+// The field docs are the `--help` text, where URLs stay bare.
+#[allow(rustdoc::bare_urls)]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "DEEPSEARCH_HOST", default_value = "127.0.0.1")]
