@@ -13,10 +13,7 @@ use super::errors::ConfigError;
 use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
 use super::wake::{await_on_loop, Outcome};
 use crate::api::{AnswerBody, BodyCap, Limits, RequestBody, Route, SearchHead, Service};
-use crate::replay::{MemoryStore, RedisStore, ReplayConfig, ReplayStore};
-
-/// Longest wait for Redis when the service is built (`redis_url`).
-const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::replay::{MemoryStore, RedisStore, ReplayConfig, ReplayStore, REDIS_CONNECT_TIMEOUT};
 
 /// The search service behind an HTTP server; see the class docstring in `_core.pyi`.
 #[pyclass(module = "deepsearch_stream._core", name = "Service", frozen)]

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisStoreError};
+pub use self::redis::{RedisStore, RedisStoreError, CONNECT_TIMEOUT as REDIS_CONNECT_TIMEOUT};
 pub use memory::MemoryStore;
 
 pub use crate::stream::frame::error_frame;

@@ -70,6 +70,9 @@ use writer::{heartbeat, mark_broken_when_back, TeeWriter, WriterState};
 use reader::{int, refusal, LocalReader, RedisReader};
 use scripts::Scripts;
 
+/// Longest wait for Redis when a service starts (`--redis`, `redis_url`): past it, the
+/// service does not start.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for one Redis command on the live path: past it, Redis counts as gone.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a writer refreshes its heartbeat.

@@ -58,8 +58,7 @@ pub struct ServerConfig {
     pub access: Access,
 }
 
-/// Longest wait for Redis at start (`--redis`): past it, the server does not start.
-pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::replay::REDIS_CONNECT_TIMEOUT;
 
 /// `--shutdown-timeout` when not given.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
