@@ -42,13 +42,16 @@ test-rust: ## cargo test (core, no Python)
 test-python: develop server-bin ## pytest against the built extension and both servers
 	$(VPY) -m pytest
 
-lint: develop core-deps ## rustfmt, clippy, ruff
+lint: develop core-deps ## rustfmt, clippy, rustdoc, ruff, mypy --strict
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --all-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
-core-deps: ## The core must not depend on pyo3 or axum; the wheel must not link axum
+core-deps: ## The core must not depend on pyo3 or axum, and builds without any feature; the wheel must not link axum
+	cargo check --no-default-features --lib
 	@if cargo tree --no-default-features -e normal --prefix none | grep -E '^(pyo3|axum)'; then \
 		echo "core depends on pyo3/axum without features" >&2; exit 1; fi
 	@if cargo tree --no-default-features --features python -e normal --prefix none | grep -E '^axum'; then \

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod deepsearch;
+pub mod http;
 pub mod json_compat;
 pub mod llm;
 pub mod message;

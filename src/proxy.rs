@@ -28,7 +28,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Client, Request, Response, Url};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::search::http::{clip, describe, shared_client};
+use crate::http::{describe, shared_client};
+use crate::search::http::clip;
 use crate::sse::{decode_stream_with, Decoder, StreamDecodeError};
 use crate::stream::{EventStream, Failure, Sender, StreamConfig, StreamError};
 

@@ -37,6 +37,22 @@ def frames(blob: bytes) -> list[bytes]:
     return out
 
 
+def sse_events(body: bytes) -> list[tuple[str | None, str]]:
+    """``(id or None, data)`` of each frame of an SSE body, a cut-off last one included."""
+    out = []
+    for frame in FRAME_SPLIT.split(body):
+        if not frame.strip(b"\n"):
+            continue
+        ident, datas = None, []
+        for line in frame.decode().split("\n"):
+            if line.startswith("id: "):
+                ident = line[4:]
+            elif line.startswith("data: "):
+                datas.append(line[6:])
+        out.append((ident, "\n".join(datas)))
+    return out
+
+
 def message(frame: bytes) -> tuple[int, dict]:
     """Parse an `id: n` + `data: {json}` frame into (id, envelope)."""
     head, data, rest = frame.split(b"\n", 2)

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deepsearch_stream::http::Secret;
 use deepsearch_stream::search::{
-    build_engine, ApiKey, BraveEngine, EngineConfig, HttpSettings, JinaEngine, ProviderOptions,
+    build_engine, BraveEngine, EngineConfig, HttpSettings, JinaEngine, ProviderOptions,
     SearchEngine, SearchError, SearxngEngine, SerperEngine, TavilyEngine,
 };
 use serde_json::json;
@@ -180,7 +181,7 @@ async fn tavily_wire_format_and_errors() {
     // The raw-content switch reaches the wire; limits above Tavily's cap are clamped.
     let opts = ProviderOptions {
         base_url: Some(server.url("")),
-        api_key: Some(ApiKey::new("k")),
+        api_key: Some(Secret::new("k")),
     };
     let raw = TavilyEngine::new(&opts, http())
         .unwrap()
@@ -447,7 +448,7 @@ fn config_reads_timeout_and_cache_dir_from_lookup() {
     // Explicit settings win; the rest comes from the fallback environment.
     let partial = EngineConfig {
         tavily: ProviderOptions {
-            api_key: Some(ApiKey::new("explicit")),
+            api_key: Some(Secret::new("explicit")),
             base_url: None,
         },
         timeout: Some(Duration::from_secs(1)),
@@ -460,12 +461,12 @@ fn config_reads_timeout_and_cache_dir_from_lookup() {
         "DEEPSEARCH_SEARCH_TIMEOUT_SECS" => Some("7".into()),
         _ => None,
     });
-    assert_eq!(partial.tavily.api_key, Some(ApiKey::new("explicit")));
+    assert_eq!(partial.tavily.api_key, Some(Secret::new("explicit")));
     assert_eq!(
         partial.tavily.base_url.as_deref(),
         Some("http://127.0.0.1:9")
     );
-    assert_eq!(partial.brave.api_key, Some(ApiKey::new("brave-env")));
+    assert_eq!(partial.brave.api_key, Some(Secret::new("brave-env")));
     assert_eq!(partial.timeout, Some(Duration::from_secs(1)));
 
     let bad = EngineConfig::from_lookup(|k| {

@@ -5,10 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use deepsearch_stream::http::Secret;
 use deepsearch_stream::llm::prompts::PlannerReply;
-use deepsearch_stream::llm::{
-    ApiKey, ChatMessage, Delta, LlmClient, LlmConfig, LlmError, LlmOptions,
-};
+use deepsearch_stream::llm::{ChatMessage, Delta, LlmClient, LlmConfig, LlmError, LlmOptions};
 use futures::StreamExt;
 use support::openai::{chunk, content, DONE};
 use support::{Reply, Step, TestServer};
@@ -374,7 +373,7 @@ fn debug_output_never_shows_the_key() {
         ..Default::default()
     };
     let config = options.clone().resolve_with(|_| None).unwrap().unwrap();
-    assert_eq!(config.api_key, Some(ApiKey::new(KEY)));
+    assert_eq!(config.api_key, Some(Secret::new(KEY)));
     let client = LlmClient::new(config.clone()).unwrap();
     for shown in [
         format!("{options:?}"),

@@ -10,18 +10,17 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use deepsearch_stream::api::{Limits, Reply, Route, SearchRequest, Service};
 use deepsearch_stream::deepsearch::{DeepSearch, Settings};
 use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
 use deepsearch_stream::search::EngineConfig;
-use deepsearch_stream::sse::decode_all;
 use deepsearch_stream::stream::{EventStream, StreamConfig};
 use futures::StreamExt;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
+use support::frames::{frames, raw_frames};
 use support::hangs::Hangs;
 
 fn stream_config() -> StreamConfig {
@@ -100,42 +99,6 @@ async fn read_all(mut stream: EventStream) -> Vec<u8> {
         out.extend_from_slice(&chunk);
     }
     out
-}
-
-/// Frames as (their own id, or "" for none; data), in order.
-fn frames(body: &[u8]) -> Vec<(String, String)> {
-    let text = std::str::from_utf8(body).unwrap();
-    text.split("\n\n")
-        .filter(|f| !f.is_empty())
-        .map(|frame| {
-            let id = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("id: "))
-                .unwrap_or("");
-            // Each frame is checked against the spec decoder too.
-            let data = decode_all(format!("{frame}\n\n").as_bytes())
-                .pop()
-                .map(|e| e.data)
-                .unwrap_or_default();
-            (id.to_string(), data)
-        })
-        .collect()
-}
-
-/// Each frame's raw bytes, `[DONE]` included.
-fn raw_frames(body: &[u8]) -> Vec<Bytes> {
-    body.split_inclusive(|&b| b == b'\n')
-        .fold(vec![Vec::new()], |mut acc: Vec<Vec<u8>>, line| {
-            acc.last_mut().unwrap().extend_from_slice(line);
-            if line == b"\n" {
-                acc.push(Vec::new());
-            }
-            acc
-        })
-        .into_iter()
-        .filter(|f| !f.is_empty())
-        .map(Bytes::from)
-        .collect()
 }
 
 /// Reads chunks until `n` frames with ids arrived; returns all bytes read.

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use support::frames::events;
 use support::hangs::Hangs;
 
 /// A server running on a loopback port, stopped by `stop`.
@@ -83,7 +84,7 @@ impl Running {
 }
 
 fn client() -> reqwest::Client {
-    deepsearch_stream::search::http::shared_client().unwrap()
+    deepsearch_stream::http::shared_client().unwrap()
 }
 
 /// A small corpus on disk, and a server over it built from a [`ServerConfig`].
@@ -126,11 +127,6 @@ async fn local_server(limits: Limits) -> (Corpus, Running) {
     let app = App::from_config(&corpus.config).await.unwrap();
     let running = Running::start(app, Duration::from_secs(5)).await;
     (corpus, running)
-}
-
-/// Events' data of an SSE body, `[DONE]` included.
-fn events(body: &[u8]) -> Vec<String> {
-    decode_all(body).into_iter().map(|e| e.data).collect()
 }
 
 fn json_of(data: &str) -> Value {

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import sse_events
 from servers import BACKENDS, HangingEngine, Server, running
 
 CONTRACT_HEADERS = (
@@ -52,18 +53,7 @@ def normalize_event(data: str) -> Any:
 
 
 def events(body: bytes) -> list[tuple[str | None, Any]]:
-    out = []
-    for frame in body.decode().split("\n\n"):
-        if not frame:
-            continue
-        ident, datas = None, []
-        for line in frame.split("\n"):
-            if line.startswith("id: "):
-                ident = line[4:]
-            elif line.startswith("data: "):
-                datas.append(line[6:])
-        out.append((ident, normalize_event("\n".join(datas))))
-    return out
+    return [(ident, normalize_event(data)) for ident, data in sse_events(body)]
 
 
 def read_across(

@@ -28,7 +28,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from conftest import serve
+from conftest import frames, serve
 from deepsearch_stream import DeepSearch, EventStream, InvalidRequestError
 from servers import running
 
@@ -81,8 +81,8 @@ def error_json(status: int, code: str, message: str, field: str | None, **header
 async def cut_after_first_answer(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The real stream, cut (no `final`, no `[DONE]`) after its first answer piece."""
     async for chunk in events:
-        for frame in chunk.split(b"\n\n")[:-1]:
-            yield frame + b"\n\n"
+        for frame in frames(chunk):
+            yield frame
             if b'"type": "answer"' in frame:
                 return
 

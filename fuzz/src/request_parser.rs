@@ -129,7 +129,7 @@ fn check_refusal(error: &ApiError) {
         422 => "invalid_request",
         other => panic!("refused with status {other}: {error:?}"),
     };
-    assert_eq!(error.code, expected_code, "{error:?}");
+    assert_eq!(error.code.as_str(), expected_code, "{error:?}");
     assert!(!error.message.trim().is_empty(), "{error:?}");
     if let Some(field) = &error.field {
         assert!(FIELDS.contains(&field.as_str()), "{error:?}");
@@ -139,7 +139,7 @@ fn check_refusal(error: &ApiError) {
 
     let body: Value = serde_json::from_slice(&error.body()).expect("error body is JSON");
     let fields = &body["error"];
-    assert_eq!(fields["code"], error.code);
+    assert_eq!(fields["code"], error.code.as_str());
     assert_eq!(fields["message"], error.message.as_str());
     assert_eq!(
         fields["field"],

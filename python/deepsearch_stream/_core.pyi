@@ -2,9 +2,9 @@
 
 from collections.abc import Awaitable, Coroutine, Generator, Mapping, Sequence
 from os import PathLike
-from typing import Any, Literal, Self, final
+from typing import Any, Literal, final
 
-from typing_extensions import disjoint_base
+from typing_extensions import Self, disjoint_base
 
 __version__: str
 
@@ -306,17 +306,25 @@ class Service:
     @property
     def max_body_bytes(self) -> int:
         """Request bodies larger than this are refused with 413."""
+    def body_cap(self, declared: int | None = None) -> tuple[int, int] | None:
+        """How to read a request body whose ``Content-Length`` is ``declared`` (the rule
+        both servers share): ``None`` when it is too large to read at all; else
+        ``(limit, drain_to)``: keep at most ``limit`` bytes; past them read on,
+        discarding, until ``drain_to`` bytes were seen or the body ends, and pass
+        ``body=None`` to ``start``."""
     def start(
         self,
         route: str,
         content_type: str | None,
-        body: bytes,
+        body: bytes | None,
         *,
-        method: Literal["GET", "POST"] | str = "POST",
+        method: Literal["GET", "HEAD", "POST"] | str = "POST",
         query: str | None = None,
         last_event_id: str | None = None,
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
-        """Answer one request: ``(status, headers, body)``."""
+        """Answer one request of a search route: ``(status, headers, body)``. ``body`` is
+        ignored for ``GET``/``HEAD``; ``None`` means it was over the cap (413). Parsing,
+        resuming, admission, the shutdown rule, logging and metrics are the core's."""
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``
         message of code ``shutdown`` and ``[DONE]``; returns how many were open."""

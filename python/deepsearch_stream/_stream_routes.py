@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
+    "ClientGone",
     "Handler",
     "StreamRoutes",
     "error_body",
     "header",
     "not_allowed_body",
+    "read_body",
     "read_capped",
     "send_json",
 ]
@@ -85,6 +87,35 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+async def read_body(receive: Receive, cap: tuple[int, int] | None) -> bytes | None:
+    """The request body read by the core's rule (``Service.body_cap``): the body, or None
+    when it is over the cap. Raises ``ClientGone`` when the client left mid-body."""
+    if cap is None:
+        return None
+    limit, drain_to = cap
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        else:
+            chunks.clear()
+            if size >= drain_to:
+                break
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks) if size <= limit else None
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read: nobody to answer."""
+
+
 async def read_capped(receive: Receive, limit: int) -> bytes:
     """The request body, or its first ``limit + 1`` bytes: enough for the core to refuse it."""
     chunks: list[bytes] = []
@@ -105,5 +136,6 @@ def header(scope: Scope, name: bytes) -> str | None:
     """A request header as Starlette reads it (Latin-1), or None."""
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")
+            text: str = value.decode("latin-1")
+            return text
     return None

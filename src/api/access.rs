@@ -1,8 +1,8 @@
 //! Who may use the service: the API key and the CORS policy, decided once per request
 //! before any route runs. Both servers put this in front of every route.
 
-use super::{ApiError, Auth, Cors, JSON_CONTENT_TYPE};
-use crate::search::ApiKey;
+use super::{ApiError, Auth, Cors, ErrorCode, JSON_CONTENT_TYPE};
+use crate::http::Secret;
 
 /// Why an access setting was refused at startup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +56,7 @@ pub struct Access {
 
 impl Access {
     /// From `--api-key` and `--cors-origins` (`None`: CORS off).
-    pub fn new(api_key: Option<ApiKey>, cors_origins: Option<&str>) -> Result<Self, AccessError> {
+    pub fn new(api_key: Option<Secret>, cors_origins: Option<&str>) -> Result<Self, AccessError> {
         Ok(Access {
             auth: Auth::new(api_key)?,
             cors: cors_origins
@@ -89,7 +89,7 @@ impl Access {
                 None => EarlyAnswer::refusal(
                     &ApiError::new(
                         403,
-                        "origin_not_allowed",
+                        ErrorCode::OriginNotAllowed,
                         None,
                         "cross-origin requests from this origin are not allowed",
                     ),
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn the_key_guards_every_path_but_the_public_ones() {
-        let access = Access::new(Some(ApiKey::new("k")), None).unwrap();
+        let access = Access::new(Some(Secret::new("k")), None).unwrap();
         for path in ["/deepsearch", "/metrics", "/nope", "/bench/stream"] {
             let answer = access.check(&head("POST", path)).unwrap();
             assert_eq!(answer.status, 401);
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn preflights_need_no_key_and_refusals_carry_cors_headers() {
-        let access = Access::new(Some(ApiKey::new("k")), Some("https://a.example")).unwrap();
+        let access = Access::new(Some(Secret::new("k")), Some("https://a.example")).unwrap();
         let mut preflight = head("OPTIONS", "/deepsearch");
         preflight.origin = Some(b"https://a.example");
         preflight.request_method = Some(b"POST");
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let e = Access::new(Some(ApiKey::new("")), None).unwrap_err();
+        let e = Access::new(Some(Secret::new("")), None).unwrap_err();
         assert!(e.to_string().contains("DEEPSEARCH_API_KEY"));
         let e = Access::new(None, Some("nope")).unwrap_err();
         assert!(e.to_string().contains("--cors-origins"));

@@ -3,8 +3,8 @@
 
 use subtle::{Choice, ConstantTimeEq};
 
-use super::{AccessError, ApiError};
-use crate::search::ApiKey;
+use super::{AccessError, ApiError, ErrorCode};
+use crate::http::Secret;
 
 /// Paths served without the key: the health probe (load balancers and orchestrators
 /// carry no credentials) and the web page's static shell, which holds no data and asks
@@ -14,14 +14,14 @@ pub const PUBLIC_PATHS: [&str; 2] = ["/healthz", "/"];
 /// Whether requests must carry the API key, and the check that they do.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    key: Option<ApiKey>,
+    key: Option<Secret>,
 }
 
 impl Auth {
     /// No key: every request passes. An empty key is refused rather than read as "no
     /// key", so a missing secret never silently turns authentication off.
-    pub fn new(key: Option<ApiKey>) -> Result<Self, AccessError> {
-        if key.as_ref().is_some_and(ApiKey::is_empty) {
+    pub fn new(key: Option<Secret>) -> Result<Self, AccessError> {
+        if key.as_ref().is_some_and(Secret::is_empty) {
             return Err(AccessError::EmptyApiKey);
         }
         Ok(Auth { key })
@@ -41,8 +41,8 @@ impl Auth {
     ///
     /// ```
     /// use deepsearch_stream::api::Auth;
-    /// use deepsearch_stream::search::ApiKey;
-    /// let auth = Auth::new(Some(ApiKey::new("s3cret"))).unwrap();
+    /// use deepsearch_stream::http::Secret;
+    /// let auth = Auth::new(Some(Secret::new("s3cret"))).unwrap();
     /// assert!(auth.check(Some(b"Bearer s3cret")).is_ok());
     /// assert_eq!(auth.check(Some(b"Bearer nope")).unwrap_err().status, 401);
     /// ```
@@ -84,7 +84,7 @@ fn same_secret(given: &[u8], secret: &[u8]) -> Choice {
 
 /// 401 `unauthorized`; [`ApiError::headers`] adds `WWW-Authenticate: Bearer`.
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(401, "unauthorized", None, message)
+    ApiError::new(401, ErrorCode::Unauthorized, None, message)
 }
 
 #[cfg(test)]
@@ -92,7 +92,7 @@ mod tests {
     use super::*;
 
     fn auth() -> Auth {
-        Auth::new(Some(ApiKey::new("correct-horse"))).unwrap()
+        Auth::new(Some(Secret::new("correct-horse"))).unwrap()
     }
 
     fn refusal(header: Option<&[u8]>) -> ApiError {
@@ -121,7 +121,7 @@ mod tests {
         ] {
             let e = refusal(header);
             assert_eq!(
-                (e.status, e.code, e.field.as_deref()),
+                (e.status, e.code.as_str(), e.field.as_deref()),
                 (401, "unauthorized", None)
             );
             assert!(e.message.contains(message), "{header:?}: {}", e.message);
@@ -160,7 +160,7 @@ mod tests {
             "raw paths: no decoding around it"
         );
         assert!(matches!(
-            Auth::new(Some(ApiKey::new(" \n"))),
+            Auth::new(Some(Secret::new(" \n"))),
             Err(AccessError::EmptyApiKey)
         ));
     }

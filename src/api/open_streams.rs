@@ -14,7 +14,7 @@ use crate::stream::{CloseHandle, EventStream};
 /// `message` of the `error` each open stream gets when the server stops.
 pub const SHUTDOWN_MESSAGE: &str = "server is shutting down";
 /// `code` of that `error`.
-pub const SHUTDOWN_CODE: &str = "shutdown";
+pub const SHUTDOWN_CODE: &str = super::ErrorCode::Shutdown.as_str();
 
 #[derive(Debug, Default)]
 struct Inner {

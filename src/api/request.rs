@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{ApiError, Limits, Route};
+use super::{ApiError, ErrorCode, Limits, Route};
 use crate::deepsearch::{Batching, Request, StreamMode, MAX_LOOP_RANGE};
 
 /// Longest `request_id` accepted: it ends up in logs, SSE ids and storage keys.
@@ -84,7 +84,7 @@ pub fn parse_request(
         other => {
             return Err(ApiError::new(
                 415,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 None,
                 format!(
                     "expected Content-Type: application/json, got {}",
@@ -96,7 +96,7 @@ pub fn parse_request(
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
             400,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             None,
             format!("request body is not UTF-8: {e}"),
         )
@@ -104,7 +104,7 @@ pub fn parse_request(
     let value: Value = serde_json::from_str(text).map_err(|e| {
         ApiError::new(
             400,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             None,
             format!("request body is not JSON: {e}"),
         )
@@ -317,7 +317,7 @@ mod tests {
             &[],
         )
         .unwrap_err();
-        assert_eq!((e.status, e.code), (413, "body_too_large"));
+        assert_eq!((e.status, e.code.as_str()), (413, "body_too_large"));
         let e = parse_request(
             Route::DeepSearch,
             Some("text/plain"),
@@ -326,14 +326,14 @@ mod tests {
             &[],
         )
         .unwrap_err();
-        assert_eq!((e.status, e.code), (415, "unsupported_media_type"));
+        assert_eq!((e.status, e.code.as_str()), (415, "unsupported_media_type"));
         let e = parse_request(Route::DeepSearch, None, b"{}", &Limits::default(), &[]).unwrap_err();
         assert_eq!(e.status, 415);
         let ok = Some("Application/JSON; charset=utf-8");
         let e =
             parse_request(Route::DeepSearch, ok, b"\xff{", &Limits::default(), &[]).unwrap_err();
-        assert_eq!((e.status, e.code), (400, "invalid_json"));
+        assert_eq!((e.status, e.code.as_str()), (400, "invalid_json"));
         let e = parse_request(Route::DeepSearch, ok, b"{", &Limits::default(), &[]).unwrap_err();
-        assert_eq!((e.status, e.code), (400, "invalid_json"));
+        assert_eq!((e.status, e.code.as_str()), (400, "invalid_json"));
     }
 }

@@ -1,13 +1,16 @@
 //! A request in, a stream (or a JSON reply) out: the part of serving that does not
 //! depend on the HTTP framework.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::admission::{count_refusal, Admission, StreamPermit};
 use super::genie::GenieFormat;
-use super::resume::{self, recorded_config, replay_config};
-use super::{parse_request, ApiError, GenieSink, Limits, OpenStreams, Route, SearchRequest};
+use super::query::{last_event_id, query_to_body};
+use super::resume::{self, replay_config};
+use super::{
+    parse_request, ApiError, ErrorCode, GenieSink, Limits, OpenStreams, Route, SearchRequest,
+};
 use crate::deepsearch::{DeepSearch, Filter, Message};
 use crate::metrics;
 use crate::proxy::{self, ProxyOptions};
@@ -23,23 +26,6 @@ pub enum Reply {
     Json { status: u16, body: Vec<u8> },
 }
 
-/// One slot of the concurrency limit, and the request's metrics; released (and the
-/// metrics recorded) when dropped.
-#[derive(Debug)]
-pub struct StreamPermit {
-    open: Arc<AtomicUsize>,
-    route: Route,
-    started: Instant,
-    status: u16,
-}
-
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
-        metrics::global().request(self.route.path(), self.status, self.started.elapsed());
-    }
-}
-
 /// The search service behind both servers.
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -48,7 +34,7 @@ pub struct Service {
     engines: Arc<[String]>,
     limits: Limits,
     stream_config: StreamConfig,
-    open: Arc<AtomicUsize>,
+    admission: Admission,
     streams: Arc<OpenStreams>,
     /// Base URL of a deepsearch service every search is relayed to, instead of run here.
     upstream: Option<String>,
@@ -76,9 +62,9 @@ impl Service {
         Service {
             deepsearch,
             engines,
+            admission: Admission::new(limits.max_streams),
             limits,
             stream_config,
-            open: Arc::new(AtomicUsize::new(0)),
             streams: OpenStreams::new(),
             upstream: None,
             replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
@@ -107,7 +93,7 @@ impl Service {
             .ok_or_else(|| {
                 ApiError::new(
                     500,
-                    "invalid_setting",
+                    ErrorCode::InvalidSetting,
                     Some("upstream"),
                     format!("upstream must be an http(s) URL, got {base_url:?}"),
                 )
@@ -136,7 +122,7 @@ impl Service {
 
     /// Searches in progress now.
     pub fn open_streams(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        self.admission.open()
     }
 
     /// Checks a request body for `route`.
@@ -148,7 +134,7 @@ impl Service {
     ) -> Result<SearchRequest, ApiError> {
         let result = parse_request(route, content_type, body, &self.limits, &self.engines);
         if let Err(e) = &result {
-            metrics::global().request(route.path(), e.status, std::time::Duration::ZERO);
+            count_refusal(route, e.status);
         }
         result
     }
@@ -156,7 +142,7 @@ impl Service {
     /// Checks the query string of `GET /deepsearch?query=...`: the same fields as the
     /// POST body, through the same parser.
     pub fn parse_query(&self, route: Route, query: &str) -> Result<SearchRequest, ApiError> {
-        let body = resume::query_to_body(query);
+        let body = query_to_body(query);
         self.parse(route, Some(super::JSON_CONTENT_TYPE), &body)
     }
 
@@ -169,13 +155,13 @@ impl Service {
         header: Option<&str>,
         query: Option<&str>,
     ) -> Result<SearchRequest, ApiError> {
-        match resume::last_event_id(header, query) {
+        match last_event_id(header, query) {
             Ok(after) => {
                 req.resume = after;
                 Ok(req)
             }
             Err(e) => {
-                metrics::global().request(route.path(), e.status, std::time::Duration::ZERO);
+                count_refusal(route, e.status);
                 Err(e)
             }
         }
@@ -183,28 +169,9 @@ impl Service {
 
     /// Takes a slot of the concurrency limit, or refuses with 503 and `Retry-After`.
     pub fn admit(&self, route: Route) -> Result<StreamPermit, ApiError> {
-        let taken = self.open.fetch_add(1, Ordering::AcqRel);
-        if taken >= self.limits.max_streams {
-            self.open.fetch_sub(1, Ordering::AcqRel);
-            let mut e = ApiError::new(
-                503,
-                "overloaded",
-                None,
-                format!(
-                    "{} searches are in progress, the most this server runs at once; retry shortly",
-                    self.limits.max_streams
-                ),
-            );
-            e.retry_after = Some(1);
-            metrics::global().request(route.path(), 503, std::time::Duration::ZERO);
-            return Err(e);
-        }
-        Ok(StreamPermit {
-            open: Arc::clone(&self.open),
-            route,
-            started: Instant::now(),
-            status: 200,
-        })
+        self.admission
+            .admit(route)
+            .inspect_err(|e| count_refusal(route, e.status))
     }
 
     /// Starts the search `req` asked for: a stream when `req.stream`, else it runs to the
@@ -222,7 +189,7 @@ impl Service {
             let url = format!("{base}{}", route.path());
             if !req.stream {
                 return relay_json(&url, req.body).await.inspect_err(|e| {
-                    permit.status = e.status;
+                    permit.set_status(e.status);
                 });
             }
             let stream = proxy::spawn(
@@ -230,9 +197,9 @@ impl Service {
                 &url,
                 req.body.clone(),
                 ProxyOptions::default(),
-                recorded_config(&self.stream_config),
+                self.stream_config.clone(),
             )
-            .map_err(|e| ApiError::new(500, "internal", None, e.to_string()))?;
+            .map_err(ApiError::internal)?;
             return self.serve(stream, permit, &req.request_id).await;
         }
         let deepsearch = Arc::new(self.deepsearch.with_engines(&req.engines)?);
@@ -240,7 +207,7 @@ impl Service {
             return match self.run_to_end(route, &deepsearch, &req).await {
                 Ok(body) => Ok(Reply::Json { status: 200, body }),
                 Err(e) => {
-                    permit.status = e.status;
+                    permit.set_status(e.status);
                     Err(e)
                 }
             };
@@ -249,14 +216,14 @@ impl Service {
             Route::DeepSearch => deepsearch.stream(
                 &req.request_id,
                 req.search.clone(),
-                recorded_config(&self.stream_config),
+                self.stream_config.clone(),
             )?,
             Route::GenieTool => {
                 let format = GenieFormat::new(&req.request_id, &req.search.query, true);
                 let search = req.search.clone();
                 EventStream::spawn(
                     &req.request_id,
-                    recorded_config(&self.stream_config),
+                    self.stream_config.clone(),
                     move |tx| async move {
                         let mut sink = GenieSink::new(tx, format);
                         deepsearch
@@ -266,7 +233,7 @@ impl Service {
                             .map_err(Failure::from)
                     },
                 )
-                .map_err(|e| ApiError::new(500, "internal", None, e.to_string()))?
+                .map_err(ApiError::internal)?
             }
         };
         self.serve(stream, permit, &req.request_id).await
@@ -280,8 +247,9 @@ impl Service {
         permit: StreamPermit,
         request_id: &str,
     ) -> Result<Reply, ApiError> {
-        let internal =
-            |e: crate::replay::ReplayError| ApiError::new(500, "replay_store", None, e.to_string());
+        let internal = |e: crate::replay::ReplayError| {
+            ApiError::new(500, ErrorCode::ReplayStore, None, e.to_string())
+        };
         // Once shutdown has begun this ends the new search at once, with `shutdown`.
         self.streams.track(&search);
         let writer = self.replay.create(request_id).await.map_err(internal)?;
@@ -358,8 +326,9 @@ impl Service {
 /// Relays a non-streaming search: the upstream's status and JSON body, or 502 when it
 /// cannot be reached or does not answer JSON.
 async fn relay_json(url: &str, body: bytes::Bytes) -> Result<Reply, ApiError> {
-    let unreachable = |message: String| ApiError::new(502, proxy::code::UNREACHABLE, None, message);
-    let client = crate::search::http::shared_client().map_err(|e| unreachable(e.to_string()))?;
+    let unreachable =
+        |message: String| ApiError::new(502, ErrorCode::UpstreamUnreachable, None, message);
+    let client = crate::http::shared_client().map_err(|e| unreachable(e.to_string()))?;
     let response = client
         .post(url)
         .header("content-type", super::JSON_CONTENT_TYPE)
@@ -380,7 +349,7 @@ async fn relay_json(url: &str, body: bytes::Bytes) -> Result<Reply, ApiError> {
     if !is_json {
         return Err(ApiError::new(
             502,
-            proxy::code::PROTOCOL,
+            ErrorCode::UpstreamProtocol,
             None,
             format!("upstream answered HTTP {status} without JSON"),
         ));

@@ -1,12 +1,12 @@
 //! Client configuration: explicit options, environment fallback, defaults.
-//! The API key is an [`ApiKey`], so it never appears in `Debug` output.
+//! The API key is an [`Secret`], so it never appears in `Debug` output.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::LlmError;
-use crate::search::ApiKey;
+use crate::http::Secret;
 
 /// Used when only a model (and maybe a key) is configured.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -98,7 +98,7 @@ pub struct LlmOptions {
     pub base_url: Option<String>,
     pub model: Option<String>,
     /// An empty key counts as unset.
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<Secret>,
     pub timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
@@ -163,7 +163,7 @@ impl LlmOptions {
         config.api_key = self
             .api_key
             .filter(|key| !key.is_empty())
-            .or_else(|| from_env(&["DEEPSEARCH_LLM_API_KEY", "OPENAI_API_KEY"]).map(ApiKey::new));
+            .or_else(|| from_env(&["DEEPSEARCH_LLM_API_KEY", "OPENAI_API_KEY"]).map(Secret::new));
         config.timeout = self.timeout.unwrap_or(config.timeout);
         config.connect_timeout = self.connect_timeout.unwrap_or(config.connect_timeout);
         config.idle_timeout = self.idle_timeout.unwrap_or(config.idle_timeout);
@@ -182,7 +182,7 @@ pub struct LlmConfig {
     pub base_url: String,
     pub model: String,
     /// Sent as `Authorization: Bearer`; local servers usually need none.
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<Secret>,
     /// Limit for the whole request, streaming included.
     pub timeout: Duration,
     pub connect_timeout: Duration,

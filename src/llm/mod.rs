@@ -21,7 +21,6 @@ mod wire;
 use std::time::Duration;
 
 /// The key type of [`LlmConfig::api_key`], shared with the search engines.
-pub use crate::search::ApiKey;
 pub use client::LlmClient;
 pub use config::{ChatMessage, LlmConfig, LlmOptions, Role};
 pub use json::parse_json_lenient;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::think::split_think;
 use super::LlmError;
-use crate::search::ApiKey;
+use crate::http::Secret;
 
 /// Choice 0 (servers with `n > 1` interleave choices; only the first is
 /// the answer). `choices` may be missing, null or empty.
@@ -201,12 +201,12 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// reach logs: some providers echo the key back in their 401 message.
 #[derive(Clone)]
 pub(crate) struct Redactor {
-    pub(crate) key: Option<ApiKey>,
+    pub(crate) key: Option<Secret>,
 }
 
 impl Redactor {
     pub(crate) fn apply(&self, text: &str) -> String {
-        let key = self.key.as_ref().map(ApiKey::expose);
+        let key = self.key.as_ref().map(Secret::expose);
         let mut out = match key.filter(|k| !k.is_empty()) {
             Some(key) => text.replace(key, "[redacted]"),
             None => text.to_string(),

@@ -6,7 +6,7 @@ use pyo3::types::PyBytes;
 
 use super::errors::ConfigError;
 use crate::api::{Access, AccessError, RequestHead};
-use crate::search::ApiKey;
+use crate::http::Secret;
 
 /// The access policy of a server; see the class docstring in `_core.pyi`.
 #[pyclass(module = "deepsearch_stream._core", name = "Access", frozen)]
@@ -28,7 +28,7 @@ impl PyAccess {
     #[pyo3(signature = (*, api_key = None, cors_origins = None))]
     fn new(api_key: Option<&str>, cors_origins: Option<&str>) -> PyResult<Self> {
         Ok(PyAccess {
-            inner: Access::new(api_key.map(ApiKey::from), cors_origins)?,
+            inner: Access::new(api_key.map(Secret::from), cors_origins)?,
         })
     }
 

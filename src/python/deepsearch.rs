@@ -13,9 +13,7 @@ use super::errors::{ConfigError, InvalidRequestError, LlmError};
 use super::json::{take_error, PyJson};
 use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
 use super::wake::{await_on_loop, Outcome};
-use crate::deepsearch::{
-    DeepSearch, DeepSearchError, Filter, Locale, Request, Settings, StreamMode,
-};
+use crate::deepsearch::{DeepSearch, Filter, FinalData, Locale, Request, Settings, StreamMode};
 use crate::llm::LlmOptions;
 use crate::search::{EngineConfig, PageReader, ReaderOptions};
 
@@ -95,6 +93,28 @@ fn request(query: &str, max_loop: i64, mode: StreamMode) -> PyResult<Request> {
     let req = Request::new(query).max_loop(max_loop).mode(mode);
     req.validate()?;
     Ok(req)
+}
+
+/// The result as the dict `json.loads` would give of its JSON, built directly.
+fn final_dict<'py>(py: Python<'py>, result: &FinalData) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("answer", &result.answer)?;
+    let sources = result
+        .sources
+        .iter()
+        .map(|s| {
+            let source = PyDict::new(py);
+            source.set_item("id", s.id)?;
+            source.set_item("title", &s.title)?;
+            source.set_item("url", &s.url)?;
+            Ok(source)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    dict.set_item("sources", sources)?;
+    dict.set_item("loops", result.loops)?;
+    dict.set_item("queries", &result.queries)?;
+    dict.set_item("elapsed_ms", result.elapsed_ms)?;
+    Ok(dict)
 }
 
 impl PyDeepSearch {
@@ -237,15 +257,31 @@ impl PyDeepSearch {
         request_id: Option<&str>,
         max_loop: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let _ = request_id; // accepted for symmetry with run(); a result has no envelope
+        // The id names the search in the logs (a result has no envelope to carry it).
+        let request_id = match request_id {
+            Some(id) if crate::api::valid_request_id(id) => id.to_string(),
+            Some(id) => {
+                return Err(InvalidRequestError::new_err(format!(
+                    "request_id must be 1 to {} characters from A-Z a-z 0-9 . _ : -, got {:?}",
+                    crate::api::MAX_REQUEST_ID_CHARS,
+                    id.chars().take(40).collect::<String>()
+                )))
+            }
+            None => crate::api::new_request_id(),
+        };
         let req = request(query, max_loop, StreamMode::default())?;
         let inner = Arc::clone(&self.inner);
         let searched = async move {
-            let text = inner.search(&req).await.and_then(|result| {
-                serde_json::to_string(&result).map_err(|e| DeepSearchError::Internal(e.to_string()))
-            });
+            let span = tracing::info_span!("search", request_id = %request_id);
+            let result = tracing::Instrument::instrument(inner.search(&req), span).await;
+            match &result {
+                Ok(_) => tracing::info!(request_id = %request_id, "search answered"),
+                Err(e) => {
+                    tracing::info!(request_id = %request_id, code = e.code(), "search failed")
+                }
+            }
             Outcome::Build(Box::new(move |py| {
-                Ok(py.import("json")?.call_method1("loads", (text?,))?.unbind())
+                Ok(final_dict(py, &result?)?.into_any().unbind())
             }))
         };
         await_on_loop(py, searched, None)

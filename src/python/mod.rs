@@ -8,6 +8,7 @@ mod access;
 mod deepsearch;
 mod errors;
 mod json;
+mod logging;
 mod proxy;
 mod service;
 mod stream;
@@ -20,6 +21,8 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The core's log events go to `logging.getLogger("deepsearch_stream")`.
+    logging::install();
     m.add_class::<stream::PyEventStream>()?;
     m.add_class::<deepsearch::PyDeepSearch>()?;
     m.add_class::<service::PyService>()?;

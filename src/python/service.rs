@@ -12,11 +12,8 @@ use super::deepsearch::PyDeepSearch;
 use super::errors::ConfigError;
 use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
 use super::wake::{await_on_loop, Outcome};
-use crate::api::{ApiError, Limits, Reply, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
-use crate::replay::{MemoryStore, RedisStore, ReplayConfig, ReplayStore};
-
-/// Longest wait for Redis when the service is built (`redis_url`).
-const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::api::{AnswerBody, BodyCap, Limits, RequestBody, Route, SearchHead, Service};
+use crate::replay::{MemoryStore, RedisStore, ReplayConfig, ReplayStore, REDIS_CONNECT_TIMEOUT};
 
 /// The search service behind an HTTP server; see the class docstring in `_core.pyi`.
 #[pyclass(module = "deepsearch_stream._core", name = "Service", frozen)]
@@ -33,17 +30,6 @@ fn response(py: Python<'_>, status: u16, headers: Headers, body: Py<PyAny>) -> P
         .into_pyobject(py)
         .map(|t| t.into_any().unbind())
         .unwrap_or_else(|_| py.None())
-}
-
-fn json_headers(extra: Vec<(&'static str, String)>) -> Headers {
-    let mut headers = vec![("content-type".to_string(), JSON_CONTENT_TYPE.to_string())];
-    headers.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
-    headers
-}
-
-fn refusal(py: Python<'_>, e: &ApiError) -> Py<PyAny> {
-    let body = PyBytes::new(py, &e.body()).into_any().unbind();
-    response(py, e.status, json_headers(e.headers()), body)
 }
 
 fn route(name: &str) -> PyResult<Route> {
@@ -153,56 +139,67 @@ impl PyService {
         self.inner.limits().max_body_bytes
     }
 
+    /// Reads a request body by the rule both faces share: `None` when a body declared
+    /// `declared` bytes long must not be read at all (it is too large); else
+    /// `(limit, drain_to)`: keep at most `limit` bytes; past them, read on (discarding)
+    /// until `drain_to` bytes were seen or the body ends, then pass `body=None`.
+    #[pyo3(signature = (declared = None))]
+    fn body_cap(&self, declared: Option<usize>) -> Option<(usize, usize)> {
+        let cap = BodyCap::new(self.inner.limits().max_body_bytes, declared);
+        cap.worth_reading().then(|| (cap.limit(), cap.drain_to()))
+    }
+
     #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None))]
     #[allow(clippy::too_many_arguments)]
     fn start<'py>(
         &self,
         py: Python<'py>,
         route: &str,
-        content_type: Option<&str>,
-        body: &[u8],
+        content_type: Option<String>,
+        body: Option<&[u8]>,
         method: &str,
-        query: Option<&str>,
-        last_event_id: Option<&str>,
+        query: Option<String>,
+        last_event_id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let route = self::route(route)?;
-        let service = self.inner.clone();
-        let yield_every = self.yield_every;
-        let parsed = match method {
-            "GET" => service.parse_query(route, query.unwrap_or("")),
-            "POST" => service.parse(route, content_type, body),
+        let method = match method {
+            "GET" | "HEAD" => "GET",
+            "POST" => "POST",
             other => {
                 return Err(ConfigError::new_err(format!(
                     "method must be \"GET\" or \"POST\", got {other:?}"
                 )))
             }
-        }
-        .and_then(|req| service.with_resume(route, req, last_event_id, query));
+        };
+        let service = self.inner.clone();
+        let yield_every = self.yield_every;
+        let body = match body {
+            Some(bytes) => RequestBody::Read(bytes::Bytes::copy_from_slice(bytes)),
+            None => RequestBody::TooLarge,
+        };
         let started = async move {
-            let started = match parsed {
-                Ok(req) => {
-                    tracing::info!(request_id = %req.request_id, route = route.path(), "search");
-                    service.start(route, req).await
-                }
-                Err(e) => Err(e),
+            let head = SearchHead {
+                method,
+                query: query.as_deref(),
+                content_type: content_type.as_deref(),
+                last_event_id: last_event_id.as_deref(),
             };
+            let answer = service.handle(route, head, body).await;
             Outcome::Build(Box::new(move |py| {
-                Ok(match started {
-                    Ok(Reply::Stream(stream)) => {
+                let headers = answer
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                let body = match answer.body {
+                    AnswerBody::Stream(stream) => {
                         let sender = stream.sender();
                         let stream = PyEventStream::from_parts(sender, stream, yield_every);
-                        let headers = SSE_HEADERS
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect();
-                        response(py, 200, headers, Py::new(py, stream)?.into_any())
+                        Py::new(py, stream)?.into_any()
                     }
-                    Ok(Reply::Json { status, body }) => {
-                        let body = PyBytes::new(py, &body).into_any().unbind();
-                        response(py, status, json_headers(Vec::new()), body)
-                    }
-                    Err(e) => refusal(py, &e),
-                })
+                    AnswerBody::Bytes(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
+                };
+                Ok(response(py, answer.status, headers, body))
             }))
         };
         await_on_loop(py, started, None)

@@ -23,22 +23,10 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisStoreError};
+pub use self::redis::{RedisStore, RedisStoreError, CONNECT_TIMEOUT as REDIS_CONNECT_TIMEOUT};
 pub use memory::MemoryStore;
 
-use crate::message::{Envelope, ErrorData};
-
-/// An `error` frame body `{"message", "code"}` (`isFinal: true`) as a stream ends with,
-/// without its `id:` line.
-pub fn error_frame(request_id: &str, message: &str, code: &str) -> Vec<u8> {
-    let data = ErrorData { message, code };
-    let env = Envelope::new("error", &data, request_id).is_final(Some(true));
-    let mut body = b"data: ".to_vec();
-    // ErrorData holds only strings: encoding cannot fail.
-    let _ = env.write_json(&mut body);
-    body.extend_from_slice(b"\n\n");
-    body
-}
+pub use crate::stream::frame::error_frame;
 
 /// What a reader gets next from a log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,10 +6,9 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::html::inline_text;
-use super::http::{
-    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
-};
+use super::http::{null_as_default, rank_score, search_json, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
+use crate::http::Secret;
 
 /// Variable holding the subscription token.
 pub const BRAVE_API_KEY_ENV: &str = "BRAVE_API_KEY";
@@ -24,7 +23,7 @@ const MAX_COUNT: usize = 20;
 #[derive(Debug, Clone)]
 pub struct BraveEngine {
     endpoint: Url,
-    key: ApiKey,
+    key: Secret,
     http: HttpSettings,
 }
 

@@ -1,13 +1,15 @@
 //! Plumbing shared by the HTTP engines: the one client, provider options, and the
 //! request/response handling that turns every failure into a [`SearchError`].
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 
 use super::{Document, SearchError};
+use crate::http::shared_client;
+use crate::http::Secret;
+pub(crate) use crate::http::{client_builder, describe};
 
 /// Per-call deadline used when none is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -18,55 +20,6 @@ const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 const ERROR_BODY_BYTES: usize = 2048;
 const ERROR_BODY_CHARS: usize = 500;
 
-/// An API key, for the search providers and the LLM server alike. `Debug` prints a
-/// placeholder so keys never reach logs.
-///
-/// ```
-/// use deepsearch_stream::search::ApiKey;
-/// let key = ApiKey::from(" sk-secret\n");
-/// assert_eq!(key, ApiKey::new("sk-secret"));
-/// assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// Wraps a key; surrounding whitespace (a stray newline from a secrets file) is
-    /// trimmed.
-    pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into().trim().to_string())
-    }
-
-    /// The key itself, for the one place that must send it (an auth header) or
-    /// scrub it from text. Crate-internal so that callers cannot leak it by accident.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the key is empty (after trimming), i.e. no usable credential.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl From<String> for ApiKey {
-    fn from(key: String) -> Self {
-        ApiKey::new(key)
-    }
-}
-
-impl From<&str> for ApiKey {
-    fn from(key: &str) -> Self {
-        ApiKey::new(key)
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
 /// Where one provider lives and how to authenticate to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProviderOptions {
@@ -74,7 +27,7 @@ pub struct ProviderOptions {
     /// SearXNG, which has no public default.
     pub base_url: Option<String>,
     /// Credential; unused by SearXNG.
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<Secret>,
 }
 
 impl ProviderOptions {
@@ -87,7 +40,7 @@ impl ProviderOptions {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         ProviderOptions {
             base_url: get(url_var).map(|v| v.trim().to_string()),
-            api_key: key_var.and_then(get).map(ApiKey::new),
+            api_key: key_var.and_then(get).map(Secret::new),
         }
     }
 
@@ -100,7 +53,7 @@ impl ProviderOptions {
     }
 
     /// The configured key, or `MissingConfig` naming the variable that would provide it.
-    pub(crate) fn require_key(&self, var: &'static str) -> Result<ApiKey, SearchError> {
+    pub(crate) fn require_key(&self, var: &'static str) -> Result<Secret, SearchError> {
         self.api_key
             .clone()
             .filter(|k| !k.is_empty())
@@ -152,43 +105,6 @@ impl HttpSettings {
             timeout,
         })
     }
-}
-
-/// The process-wide client the engines share, created on first use.
-pub fn shared_client() -> Result<reqwest::Client, SearchError> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client.clone());
-    }
-    let client = client_builder()?
-        .build()
-        .map_err(|e| SearchError::Http(format!("building HTTP client: {}", describe(&e))))?;
-    // A concurrent first call may have won the race; either client is fine.
-    Ok(CLIENT.get_or_init(|| client).clone())
-}
-
-/// A client builder with rustls on the ring provider and the platform's roots.
-///
-/// The TLS config is handed over preconfigured rather than installing ring as the
-/// process-wide default provider, which would be a surprising side effect for a
-/// library embedded in a larger program.
-pub(crate) fn client_builder() -> Result<reqwest::ClientBuilder, SearchError> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-
-    let tls_err = |e: rustls::Error| SearchError::Http(format!("TLS setup: {e}"));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(tls_err)?
-        .with_platform_verifier()
-        .map_err(tls_err)?
-        .with_no_client_auth();
-    // reqwest is built without HTTP/2; advertising it would break the handshake.
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .user_agent(concat!("deepsearch-stream/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10)))
 }
 
 /// One search call against a provider's JSON API, the part every HTTP engine
@@ -290,22 +206,6 @@ pub(crate) fn rank_score(rank: usize) -> f64 {
     1.0 / (rank as f64 + 1.0)
 }
 
-/// An error with its whole source chain, since reqwest's top-level message alone
-/// ("error sending request") hides the cause.
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 fn request_error(error: reqwest::Error) -> SearchError {
     SearchError::Http(describe(&error))
 }
@@ -324,7 +224,7 @@ mod tests {
 
     #[test]
     fn keys_are_redacted_and_trimmed() {
-        let key = ApiKey::new(" secret\n");
+        let key = Secret::new(" secret\n");
         assert_eq!(key.expose(), "secret");
         let opts = ProviderOptions {
             base_url: None,

@@ -5,10 +5,9 @@ use futures::future::BoxFuture;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{
-    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
-};
+use super::http::{null_as_default, rank_score, search_json, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
+use crate::http::Secret;
 
 /// Variable holding the API key.
 pub const JINA_API_KEY_ENV: &str = "JINA_API_KEY";
@@ -21,7 +20,7 @@ pub const JINA_DEFAULT_BASE_URL: &str = "https://s.jina.ai";
 #[derive(Debug, Clone)]
 pub struct JinaEngine {
     endpoint: Url,
-    key: ApiKey,
+    key: Secret,
     http: HttpSettings,
 }
 

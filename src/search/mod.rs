@@ -19,7 +19,7 @@ pub mod ssrf;
 pub mod tavily;
 
 pub use brave::BraveEngine;
-pub use http::{ApiKey, HttpSettings, ProviderOptions};
+pub use http::{HttpSettings, ProviderOptions};
 pub use jina::JinaEngine;
 pub use local::LocalEngine;
 pub use reader::{PageReader, PageText, ReaderError, ReaderOptions};
@@ -83,6 +83,12 @@ pub enum SearchError {
     Index(String),
     #[error("unknown engine {0:?}")]
     UnknownEngine(String),
+}
+
+impl From<crate::http::ClientError> for SearchError {
+    fn from(e: crate::http::ClientError) -> Self {
+        SearchError::Http(e.0)
+    }
 }
 
 /// A search backend. Object safe so the loop can hold `Arc<dyn SearchEngine>`.

@@ -46,7 +46,7 @@ pub struct EngineConfig {
     /// Per-call deadline of HTTP engines; `None` means [`DEFAULT_TIMEOUT`].
     pub timeout: Option<Duration>,
     /// Client shared by the HTTP engines; `None` means the process-wide
-    /// [`shared_client`](super::http::shared_client).
+    /// [`shared_client`](crate::http::shared_client).
     pub client: Option<reqwest::Client>,
 }
 

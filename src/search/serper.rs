@@ -6,10 +6,9 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{
-    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
-};
+use super::http::{null_as_default, rank_score, search_json, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
+use crate::http::Secret;
 
 /// Variable holding the API key.
 pub const SERPER_API_KEY_ENV: &str = "SERPER_API_KEY";
@@ -23,7 +22,7 @@ const MAX_NUM: usize = 100;
 #[derive(Debug, Clone)]
 pub struct SerperEngine {
     endpoint: Url,
-    key: ApiKey,
+    key: Secret,
     http: HttpSettings,
 }
 

@@ -5,10 +5,9 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{
-    null_as_default, rank_score, search_json, ApiKey, HttpSettings, ProviderOptions,
-};
+use super::http::{null_as_default, rank_score, search_json, HttpSettings, ProviderOptions};
 use super::{Document, SearchEngine, SearchError};
+use crate::http::Secret;
 
 /// Variable holding the API key.
 pub const TAVILY_API_KEY_ENV: &str = "TAVILY_API_KEY";
@@ -23,7 +22,7 @@ const MAX_RESULTS: usize = 20;
 #[derive(Debug, Clone)]
 pub struct TavilyEngine {
     endpoint: Url,
-    key: ApiKey,
+    key: Secret,
     http: HttpSettings,
     raw_content: bool,
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::routes::stream_response;
 use super::App;
-use crate::api::{new_request_id, valid_request_id, ApiError};
+use crate::api::{new_request_id, valid_request_id, ApiError, ErrorCode};
 use crate::stream::{EventStream, Failure};
 
 /// Producers remembered for `/bench/producer`.
@@ -106,7 +106,7 @@ struct Payload<'a> {
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(400, "invalid_request", None, message)
+    ApiError::new(400, ErrorCode::InvalidRequest, None, message)
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes, empty: T) -> Result<T, ApiError> {
@@ -175,9 +175,7 @@ async fn stream(State(app): State<App>, body: Bytes) -> Response {
     });
     match spawned {
         Ok(stream) => stream_response(stream),
-        Err(e) => {
-            super::routes::error_response(&ApiError::new(500, "internal", None, e.to_string()))
-        }
+        Err(e) => super::routes::error_response(&ApiError::internal(e)),
     }
 }
 
@@ -201,9 +199,7 @@ async fn idle(State(app): State<App>, body: Bytes) -> Response {
             stream.on_close_cancel(move || drop(tx));
             stream_response(stream)
         }
-        Err(e) => {
-            super::routes::error_response(&ApiError::new(500, "internal", None, e.to_string()))
-        }
+        Err(e) => super::routes::error_response(&ApiError::internal(e)),
     }
 }
 
@@ -225,7 +221,7 @@ async fn producer(State(app): State<App>, Query(q): Query<ProducerQuery>) -> Res
     let Some(record) = app.bench_producers().get(&q.id) else {
         return super::routes::error_response(&ApiError::new(
             404,
-            "not_found",
+            ErrorCode::NotFound,
             None,
             format!("no bench producer {:?}", q.id),
         ));

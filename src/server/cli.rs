@@ -8,9 +8,10 @@ use clap::Parser;
 use super::config::{ConfigError, ServerConfig};
 use crate::api::{Access, Limits};
 use crate::deepsearch::{Locale, Settings};
+use crate::http::Secret;
 use crate::llm::LlmOptions;
 use crate::replay::ReplayConfig;
-use crate::search::{ApiKey, EngineConfig};
+use crate::search::EngineConfig;
 use crate::stream::StreamConfig;
 
 /// Serves DeepSearch over HTTP: `POST /deepsearch` and `POST /v1/tool/deepsearch`
@@ -21,6 +22,8 @@ use crate::stream::StreamConfig;
 /// Without a model the search runs offline (extractive answers).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "deepsearch-server", version)]
+// The field docs are the `--help` text, where URLs stay bare.
+#[allow(rustdoc::bare_urls)]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "DEEPSEARCH_HOST", default_value = "127.0.0.1")]
@@ -56,7 +59,7 @@ pub struct Args {
         hide_env_values = true,
         value_parser = parse_key
     )]
-    pub llm_api_key: Option<ApiKey>,
+    pub llm_api_key: Option<Secret>,
     /// Language of status lines: en or zh.
     #[arg(long, env = "DEEPSEARCH_LOCALE", default_value = "en", value_parser = parse_locale)]
     pub locale: Locale,
@@ -96,22 +99,22 @@ pub struct Args {
     /// every instance, so a client can resume on any of them; none: in this process's
     /// memory. The server does not start when Redis does not answer.
     #[arg(long = "redis", env = "DEEPSEARCH_REDIS_URL", hide_env_values = true, value_parser = parse_key)]
-    pub redis_url: Option<ApiKey>,
+    pub redis_url: Option<Secret>,
     /// Serve the bench-only routes of bench/CONTRACT.md (off by default).
     #[arg(long)]
     pub bench_routes: bool,
     /// Require `Authorization: Bearer <key>` on every route but /healthz and the page at /
     /// (never printed).
     #[arg(long, env = "DEEPSEARCH_API_KEY", hide_env_values = true, value_parser = parse_key)]
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<Secret>,
     /// Origins allowed to call the service from a browser: comma-separated
     /// (https://app.example,http://localhost:3000) or *; none: no CORS headers at all.
     #[arg(long, env = "DEEPSEARCH_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
 }
 
-fn parse_key(raw: &str) -> Result<ApiKey, std::convert::Infallible> {
-    Ok(ApiKey::from(raw))
+fn parse_key(raw: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::from(raw))
 }
 
 fn parse_locale(raw: &str) -> Result<Locale, String> {

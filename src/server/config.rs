@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use crate::api::{Access, AccessError, Limits, Service};
 use crate::deepsearch::{DeepSearch, DeepSearchError, Settings};
+use crate::http::Secret;
 use crate::llm::{LlmError, LlmOptions};
 use crate::replay::{MemoryStore, RedisStore, RedisStoreError, ReplayConfig, ReplayStore};
-use crate::search::{ApiKey, EngineConfig};
+use crate::search::EngineConfig;
 use crate::stream::{StreamConfig, StreamError};
 
 /// Why a server could not be set up.
@@ -50,15 +51,14 @@ pub struct ServerConfig {
     pub replay: ReplayConfig,
     /// Redis URL of a shared replay store (none: in memory). Kept as a secret: it may
     /// hold a password.
-    pub redis_url: Option<ApiKey>,
+    pub redis_url: Option<Secret>,
     /// Serve the bench-only routes of `bench/CONTRACT.md`.
     pub bench_routes: bool,
     /// The API key every route but the public ones needs, and the CORS policy.
     pub access: Access,
 }
 
-/// Longest wait for Redis at start (`--redis`): past it, the server does not start.
-pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::replay::REDIS_CONNECT_TIMEOUT;
 
 /// `--shutdown-timeout` when not given.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);

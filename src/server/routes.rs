@@ -2,7 +2,6 @@
 //! the static page, and the JSON 404/405 answers.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -13,7 +12,10 @@ use bytes::BytesMut;
 use futures::StreamExt;
 
 use super::App;
-use crate::api::{ApiError, Reply, Route, JSON_CONTENT_TYPE, SSE_HEADERS};
+use crate::api::{
+    AnswerBody, ApiError, BodyCap, BodyStep, ErrorCode, RequestBody, Route, SearchHead,
+    JSON_CONTENT_TYPE, SSE_HEADERS,
+};
 use crate::metrics;
 use crate::stream::EventStream;
 
@@ -23,10 +25,6 @@ pub const INDEX_HTML: &str = include_str!("../../python/deepsearch_stream/static
 pub const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 /// Body of `GET /healthz`.
 pub const HEALTHZ_BODY: &[u8] = br#"{"status": "ok"}"#;
-
-/// Bytes of an oversized body read (and discarded) at most before answering 413, so a
-/// client still writing its body reads the answer rather than a connection reset.
-const DRAIN_MAX_BYTES: usize = 1 << 20;
 
 /// `Allow` of the genie-tool route.
 pub const ALLOW_POST: &str = "POST";
@@ -74,38 +72,25 @@ fn header_text(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName)
         .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
 }
 
-/// Reads the body, at most `limit` bytes of it. A bigger body is the parser's 413; it is
-/// read and dropped up to [`DRAIN_MAX_BYTES`] first, so the client gets to read the answer.
-async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<Bytes, ApiError> {
-    if declared.is_some_and(|len| len > limit.max(DRAIN_MAX_BYTES)) {
-        // Too big to be worth reading even to discard it.
-        return Err(ApiError::body_too_large(limit));
+/// Reads the body by the [`BodyCap`] rule both faces share.
+async fn read_body(body: Body, mut cap: BodyCap) -> RequestBody {
+    if !cap.worth_reading() {
+        return RequestBody::TooLarge;
     }
     let mut chunks = body.into_data_stream();
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    let mut buf = BytesMut::with_capacity(cap.drain_to().min(cap.limit()).min(1024));
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                400,
-                "bad_request",
-                None,
-                format!("the request body could not be read: {e}"),
-            )
-        })?;
-        if buf.len() + chunk.len() > limit {
-            let mut seen = buf.len() + chunk.len();
-            drop(buf);
-            while seen < DRAIN_MAX_BYTES && declared.is_none_or(|d| seen < d) {
-                match chunks.next().await {
-                    Some(Ok(more)) => seen += more.len(),
-                    _ => break,
-                }
-            }
-            return Err(ApiError::body_too_large(limit));
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => return RequestBody::Unreadable(e.to_string()),
+        };
+        match cap.step(chunk.len()) {
+            BodyStep::Keep => buf.extend_from_slice(&chunk),
+            BodyStep::Drain => buf = BytesMut::new(),
+            BodyStep::Stop => break,
         }
-        buf.extend_from_slice(&chunk);
     }
-    Ok(buf.freeze())
+    cap.finish(buf.freeze())
 }
 
 /// `POST /deepsearch`.
@@ -115,12 +100,12 @@ pub async fn deepsearch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    search(app, Route::DeepSearch, uri, headers, Some(body)).await
+    search(app, Route::DeepSearch, "POST", uri, headers, Some(body)).await
 }
 
 /// `GET /deepsearch?query=...`: the same search for `EventSource`.
 pub async fn deepsearch_get(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
-    search(app, Route::DeepSearch, uri, headers, None).await
+    search(app, Route::DeepSearch, "GET", uri, headers, None).await
 }
 
 /// `POST /v1/tool/deepsearch`.
@@ -130,103 +115,52 @@ pub async fn genie_tool(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    search(app, Route::GenieTool, uri, headers, Some(body)).await
+    search(app, Route::GenieTool, "POST", uri, headers, Some(body)).await
 }
 
-/// The request of a search: from the query string (`body: None`, a GET) or the body.
-async fn parse(
-    app: &App,
-    route: Route,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Option<Body>,
-) -> Result<crate::api::SearchRequest, ApiError> {
-    let service = app.service();
-    let req = match body {
-        None => service.parse_query(route, uri.query().unwrap_or(""))?,
-        Some(body) => {
-            let limit = service.limits().max_body_bytes;
-            let declared = header_text(headers, CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
-            let body = read_body(body, limit, declared).await.inspect_err(|e| {
-                metrics::global().request(route.path(), e.status, Duration::ZERO);
-            })?;
-            let content_type = header_text(headers, CONTENT_TYPE);
-            service.parse(route, content_type.as_deref(), &body)?
-        }
-    };
-    let last_event_id = header_text(headers, "last-event-id");
-    service.with_resume(route, req, last_event_id.as_deref(), uri.query())
-}
-
+/// A search route: the body read, the rest decided by [`Service::handle`](crate::api::Service::handle).
 async fn search(
     app: App,
     route: Route,
+    method: &str,
     uri: Uri,
     headers: HeaderMap,
     body: Option<Body>,
 ) -> Response {
     let service = app.service();
-    let req = match parse(&app, route, &uri, &headers, body).await {
-        Ok(req) => req,
-        Err(e) => return refused(route, None, &e),
-    };
-    let request_id = req.request_id.clone();
-    let streaming = req.stream;
-    tracing::info!(
-        request_id = %request_id,
-        route = route.path(),
-        stream = streaming,
-        resume = req.resume,
-        max_loop = req.search.max_loop,
-        "search started"
-    );
-    // A search that does not stream runs here, in the handler: stop waiting for it when
-    // the server shuts down.
-    let started = tokio::select! {
-        reply = service.start(route, req) => reply,
-        () = app.streams().closing(), if !streaming => Err(ApiError::new(
-            503,
-            crate::api::SHUTDOWN_CODE,
-            None,
-            crate::api::SHUTDOWN_MESSAGE,
-        )),
-    };
-    match started {
-        Ok(Reply::Stream(stream)) => {
-            let handle = stream.close_handle();
-            let id = request_id.clone();
-            stream.on_close_cancel(move || {
-                let stats = handle.stats();
-                tracing::info!(
-                    request_id = %id,
-                    messages = stats.messages_sent,
-                    bytes = stats.bytes_sent,
-                    heartbeats = stats.heartbeats,
-                    "stream ended"
-                );
-            });
-            stream_response(stream)
+    let body = match body {
+        None => RequestBody::Absent,
+        Some(body) => {
+            let declared =
+                header_text(&headers, CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+            read_body(
+                body,
+                BodyCap::new(service.limits().max_body_bytes, declared),
+            )
+            .await
         }
-        Ok(Reply::Json { status, body }) => {
-            tracing::info!(request_id = %request_id, status, "search answered");
-            json(status, body)
+    };
+    let content_type = header_text(&headers, CONTENT_TYPE);
+    let last_event_id = header_text(&headers, "last-event-id");
+    let head = SearchHead {
+        method,
+        query: uri.query(),
+        content_type: content_type.as_deref(),
+        last_event_id: last_event_id.as_deref(),
+    };
+    let answer = service.handle(route, head, body).await;
+    let mut res = match answer.body {
+        AnswerBody::Stream(stream) => stream_response(stream),
+        AnswerBody::Bytes(bytes) => Response::new(Body::from(bytes)),
+    };
+    *res.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            res.headers_mut().insert(name, value);
         }
-        Err(e) => refused(route, Some(&request_id), &e),
     }
-}
-
-/// Logs a refusal (status, code and field: never the body, whose text the message may
-/// quote) and answers it.
-fn refused(route: Route, request_id: Option<&str>, e: &ApiError) -> Response {
-    tracing::info!(
-        request_id = request_id.unwrap_or("-"),
-        route = route.path(),
-        status = e.status,
-        code = e.code,
-        field = e.field.as_deref().unwrap_or("-"),
-        "request refused"
-    );
-    error_response(e)
+    res
 }
 
 /// `GET /healthz`.
@@ -259,7 +193,7 @@ pub async fn index() -> Response {
 pub async fn not_found(method: Method, uri: Uri) -> Response {
     error_response(&ApiError::new(
         404,
-        "not_found",
+        ErrorCode::NotFound,
         None,
         format!("no route for {method} {}", uri.path()),
     ))
@@ -269,7 +203,7 @@ pub async fn not_found(method: Method, uri: Uri) -> Response {
 pub fn method_not_allowed(method: &Method, uri: &Uri, allow: &'static str) -> Response {
     let mut res = error_response(&ApiError::new(
         405,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         None,
         format!(
             "method {method} is not allowed for {}; allowed: {allow}",
@@ -293,23 +227,17 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_are_read_up_to_the_limit() {
-        let body = read_body(chunked(&[b"ab", b"cd"]), 4, None).await.unwrap();
-        assert_eq!(&body[..], b"abcd");
-        let e = read_body(chunked(&[b"ab", b"cd", b"ef"]), 4, None)
-            .await
-            .unwrap_err();
-        assert_eq!(e, ApiError::body_too_large(4));
-        assert_eq!(e.message, "request body is larger than 4 bytes");
+        let cap = |declared| BodyCap::new(4, declared);
+        let body = read_body(chunked(&[b"ab", b"cd"]), cap(None)).await;
+        assert_eq!(body, RequestBody::Read(Bytes::from_static(b"abcd")));
+        let body = read_body(chunked(&[b"ab", b"cd", b"ef"]), cap(None)).await;
+        assert_eq!(body, RequestBody::TooLarge);
         // A declared length too big to drain is refused without reading.
-        let huge = DRAIN_MAX_BYTES + 1;
-        let e = read_body(chunked(&[b"x"]), 4, Some(huge))
-            .await
-            .unwrap_err();
-        assert_eq!(e, ApiError::body_too_large(4));
+        let huge = crate::api::DRAIN_MAX_BYTES + 1;
+        let body = read_body(chunked(&[b"x"]), cap(Some(huge))).await;
+        assert_eq!(body, RequestBody::TooLarge);
         // A declared length within the drain budget is read (and reported) as declared.
-        let e = read_body(chunked(&[b"abcdef"]), 4, Some(6))
-            .await
-            .unwrap_err();
-        assert_eq!(e, ApiError::body_too_large(4));
+        let body = read_body(chunked(&[b"abcdef"]), cap(Some(6))).await;
+        assert_eq!(body, RequestBody::TooLarge);
     }
 }

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-/// The frame a successful stream ends with.
-pub const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
+use super::frame::{HEARTBEAT_COMMENT_FRAME, HEARTBEAT_DATA_FRAME};
 
 /// How an idle stream proves it is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,8 +19,8 @@ pub enum HeartbeatFormat {
 impl HeartbeatFormat {
     pub fn frame(self) -> &'static [u8] {
         match self {
-            HeartbeatFormat::Data => b"data: heartbeat\n\n",
-            HeartbeatFormat::Comment => b": heartbeat\n\n",
+            HeartbeatFormat::Data => HEARTBEAT_DATA_FRAME,
+            HeartbeatFormat::Comment => HEARTBEAT_COMMENT_FRAME,
         }
     }
 }

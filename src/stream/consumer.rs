@@ -129,6 +129,13 @@ impl EventStream {
         }
     }
 
+    /// The next frame whole, as its producer queued it (`None` once the stream is
+    /// finished or closed): for a reader that stores frames, such as a replay log's
+    /// recorder, rather than sending them. It never yields heartbeats.
+    pub async fn next_frame(&mut self) -> Option<QueuedFrame> {
+        futures::future::poll_fn(|cx| self.poller.poll_frame(cx)).await
+    }
+
     /// A `'static` future for the next chunk (`None` at the end), for consumers that cannot
     /// hold `&mut self` across the wait (the Python binding). Only one may be pending at a
     /// time; it does not close the stream when dropped.
@@ -305,6 +312,35 @@ impl Poller {
         }
     }
 
+    /// Waits until `at`; `Ready` once it has passed.
+    fn poll_until(&mut self, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let sleep = match &mut self.sleep {
+            Some(s) => {
+                if s.deadline() != at {
+                    s.as_mut().reset(at);
+                }
+                s
+            }
+            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        sleep.as_mut().poll(cx)
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<QueuedFrame>> {
+        loop {
+            self.shared.consumer.register(cx.waker());
+            match self.shared.try_take_frame(Instant::now()) {
+                Ok(frame) => return Poll::Ready(frame),
+                Err(None) => return Poll::Pending,
+                Err(Some(at)) => {
+                    if self.poll_until(at, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             // Register before looking, so a frame pushed in between still wakes us.
@@ -314,16 +350,7 @@ impl Poller {
                 Ok(TryChunk::Ended) => return Poll::Ready(None),
                 Ok(TryChunk::Empty) | Err(None) => return Poll::Pending,
                 Err(Some(at)) => {
-                    let sleep = match &mut self.sleep {
-                        Some(s) => {
-                            if s.deadline() != at {
-                                s.as_mut().reset(at);
-                            }
-                            s
-                        }
-                        None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
-                    };
-                    if sleep.as_mut().poll(cx).is_pending() {
+                    if self.poll_until(at, cx).is_pending() {
                         return Poll::Pending;
                     }
                 }

@@ -16,16 +16,17 @@
 
 mod config;
 mod consumer;
+pub mod frame;
 mod sender;
 mod shared;
 
 pub use config::{
     EndReason, HeartbeatFormat, StreamConfig, StreamError, StreamStats, TryChunk, TrySend,
-    DONE_FRAME,
 };
 pub use consumer::{CloseHandle, EventStream, Failure};
+pub use frame::DONE_FRAME;
 pub use sender::Sender;
-pub use shared::FrameId;
+pub use shared::{FrameId, QueuedFrame};
 
 #[cfg(test)]
 mod tests;

@@ -11,9 +11,10 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::message::{Envelope, ErrorData};
+use crate::message::Envelope;
 
 use super::config::*;
+use super::frame::{data_frame, error_frame, id_line_len, write_id_line, DONE_FRAME};
 
 pub(super) type Hook = Box<dyn FnOnce(&EndReason) + Send>;
 pub(super) type Canceller = Box<dyn FnOnce() + Send>;
@@ -39,11 +40,20 @@ pub enum FrameId {
 pub(super) struct Frame {
     pub(super) id: Option<u64>,
     pub(super) body: Vec<u8>,
+    /// The `[DONE]` frame.
+    pub(super) done: bool,
 }
 
-/// Length of the `id: N\n` line written before a frame with an id.
-pub(super) fn id_line_len(id: Option<u64>) -> usize {
-    id.map_or(0, |id| 5 + id.checked_ilog10().unwrap_or(0) as usize + 1)
+/// One frame as its producer queued it, for a reader that stores frames rather than
+/// sending them ([`EventStream::next_frame`](super::EventStream::next_frame)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuedFrame {
+    /// A frame with its id, and its bytes after the `id:` line.
+    Numbered { id: u64, body: Bytes },
+    /// A frame without id.
+    Unnumbered(Bytes),
+    /// `[DONE]`: the stream has ended.
+    Done,
 }
 
 pub(super) struct State {
@@ -113,13 +123,8 @@ impl Shared {
         env: &Envelope<'_, D>,
     ) -> Result<Vec<u8>, StreamError> {
         let hint = self.body_hint.load(Ordering::Relaxed);
-        let mut body = Vec::with_capacity(hint.clamp(96, 64 * 1024) + 16);
-        body.extend_from_slice(b"data: ");
-        env.write_json(&mut body)
+        let body = data_frame(env, hint.clamp(96, 64 * 1024) + 16)
             .map_err(|e| StreamError::Encode(e.to_string()))?;
-        // JSON text never holds a raw CR or LF (serde_json escapes them), so one `data:`
-        // line is exactly what the general SSE encoder would write.
-        body.extend_from_slice(b"\n\n");
         self.body_hint.store(body.len(), Ordering::Relaxed);
         Ok(body)
     }
@@ -142,22 +147,20 @@ impl Shared {
             EndReason::Completed | EndReason::ConsumerGone => None,
         };
         if let Some((message, code)) = error {
-            let data = ErrorData {
-                message: &message,
-                code: &code,
-            };
-            let env = Envelope::new("error", &data, &self.request_id).is_final(Some(true));
-            // ErrorData holds only strings: encoding cannot fail.
-            if let Ok(body) = self.encode_body(&env) {
-                let id = st.next_id;
-                st.next_id += 1;
-                st.pending_bytes += body.len();
-                st.queue.push_back(Frame { id: Some(id), body });
-            }
+            let body = error_frame(&self.request_id, &message, &code);
+            let id = st.next_id;
+            st.next_id += 1;
+            st.pending_bytes += body.len();
+            st.queue.push_back(Frame {
+                id: Some(id),
+                body,
+                done: false,
+            });
         }
         st.queue.push_back(Frame {
             id: None,
             body: DONE_FRAME.to_vec(),
+            done: true,
         });
         st.end = Some(reason);
         wake.consumer = true;
@@ -203,7 +206,11 @@ impl Shared {
                     st.next_id = id + 1;
                 }
                 st.pending_bytes += body.len();
-                st.queue.push_back(Frame { id, body });
+                st.queue.push_back(Frame {
+                    id,
+                    body,
+                    done: false,
+                });
                 wake.consumer = true;
                 Ok(TrySend::Sent(id.unwrap_or(0)))
             }
@@ -266,13 +273,10 @@ impl Shared {
             }
             let mut chunk = BytesMut::with_capacity(size);
             let mut messages = 0u64;
-            let mut id_text = itoa::Buffer::new();
             for f in st.queue.drain(..frames) {
                 if let Some(id) = f.id {
                     messages += 1;
-                    chunk.extend_from_slice(b"id: ");
-                    chunk.extend_from_slice(id_text.format(id).as_bytes());
-                    chunk.extend_from_slice(b"\n");
+                    write_id_line(&mut chunk, id);
                 }
                 chunk.extend_from_slice(&f.body);
             }
@@ -303,6 +307,51 @@ impl Shared {
             (a, b) => a.or(b),
         };
         Err(next)
+    }
+
+    /// Takes the next frame whole, as queued: no coalescing, no `id:` line, no heartbeats.
+    /// `Err(deadline)` as for [`try_take`](Self::try_take) (the timeout falls due then).
+    pub(super) fn try_take_frame(
+        &self,
+        now: Instant,
+    ) -> Result<Option<QueuedFrame>, Option<Instant>> {
+        let mut wake = Wake::default();
+        let result = {
+            let mut st = self.lock();
+            if st.finished {
+                Ok(None)
+            } else {
+                self.check_timeout_locked(&mut st, now, &mut wake);
+                match st.queue.pop_front() {
+                    Some(f) => {
+                        st.pending_bytes = st.pending_bytes.saturating_sub(f.body.len());
+                        st.last_delivery = now;
+                        let len = id_line_len(f.id) + f.body.len();
+                        self.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
+                        wake.producers = true;
+                        if st.queue.is_empty() {
+                            if let Some(reason) = st.end.clone() {
+                                self.finish_locked(&mut st, reason, &mut wake);
+                            }
+                        }
+                        Ok(Some(match (f.done, f.id) {
+                            (true, _) => QueuedFrame::Done,
+                            (false, Some(id)) => {
+                                self.messages_sent.fetch_add(1, Ordering::Relaxed);
+                                QueuedFrame::Numbered {
+                                    id,
+                                    body: Bytes::from(f.body),
+                                }
+                            }
+                            (false, None) => QueuedFrame::Unnumbered(Bytes::from(f.body)),
+                        }))
+                    }
+                    None => Err(self.deadline),
+                }
+            }
+        };
+        self.apply(wake);
+        result
     }
 
     /// Ends the stream with `reason` unless it has already ended.

@@ -463,3 +463,37 @@ async fn closing_from_another_task_ends_a_pending_read_at_once() {
     assert!(got.is_none());
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn frames_come_out_typed_one_by_one_without_heartbeats() {
+    let config = StreamConfig {
+        heartbeat: Some(Duration::from_millis(10)),
+        timeout: Some(Duration::from_secs(1)),
+        ..cfg()
+    };
+    let (tx, mut rx) = EventStream::new("r", config).unwrap();
+    tx.send("status", "a").await.unwrap();
+    tx.send("status", "b").await.unwrap();
+    for want in [1, 2] {
+        let Some(QueuedFrame::Numbered { id, body }) = rx.next_frame().await else {
+            panic!("expected frame {want}");
+        };
+        assert_eq!(id, want);
+        assert!(
+            text(&body).starts_with("data: {\"type\": \"status\""),
+            "{body:?}"
+        );
+        assert!(text(&body).ends_with("}\n\n"));
+    }
+    // Idle past many heartbeat intervals: nothing but the timeout's frames comes out.
+    let Some(QueuedFrame::Numbered { id, body }) = rx.next_frame().await else {
+        panic!("expected the timeout's error");
+    };
+    assert_eq!(id, 3);
+    assert!(text(&body).contains(r#""code": "timeout""#), "{body:?}");
+    assert_eq!(rx.next_frame().await, Some(QueuedFrame::Done));
+    assert_eq!(rx.next_frame().await, None);
+    assert!(rx.is_finished());
+    assert_eq!(rx.stats().heartbeats, 0);
+    assert_eq!(rx.stats().messages_sent, 3);
+}

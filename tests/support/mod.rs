@@ -11,6 +11,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod frames;
 pub mod hangs;
 pub mod openai;
 

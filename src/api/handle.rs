@@ -1,0 +1,176 @@
+//! The search routes, whole: a request head and body in, an [`Answer`] out. Each face
+//! reads the body by the [`BodyCap`](super::BodyCap) rule, calls [`Service::handle`],
+//! and writes the answer; parsing, resuming, admission, the shutdown rule, logging and
+//! metrics all happen here, once.
+
+use super::admission::count_refusal;
+use super::{
+    ApiError, ErrorCode, RequestBody, Route, SearchRequest, Service, JSON_CONTENT_TYPE,
+    SHUTDOWN_MESSAGE, SSE_HEADERS,
+};
+use crate::api::Reply;
+use crate::stream::EventStream;
+
+/// What [`Service::handle`] reads of a search request besides its body (header values as
+/// the face decoded them; `None` when absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchHead<'a> {
+    /// `GET` and `HEAD` carry the request in the query string; any other, in the body.
+    pub method: &'a str,
+    /// The raw query string, without `?`.
+    pub query: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub last_event_id: Option<&'a str>,
+}
+
+impl SearchHead<'_> {
+    fn is_get(&self) -> bool {
+        self.method.eq_ignore_ascii_case("GET") || self.method.eq_ignore_ascii_case("HEAD")
+    }
+}
+
+/// The body of an [`Answer`].
+#[derive(Debug)]
+pub enum AnswerBody {
+    Bytes(Vec<u8>),
+    /// The SSE stream; dropping it is the client going away.
+    Stream(EventStream),
+}
+
+/// A search route's response: status, headers (content type included) and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: AnswerBody,
+}
+
+impl Answer {
+    fn json(status: u16, body: Vec<u8>) -> Self {
+        Answer {
+            status,
+            headers: vec![("content-type", JSON_CONTENT_TYPE.to_string())],
+            body: AnswerBody::Bytes(body),
+        }
+    }
+
+    fn refusal(e: &ApiError) -> Self {
+        let mut answer = Self::json(e.status, e.body());
+        answer.headers.extend(e.headers());
+        answer
+    }
+
+    fn stream(stream: EventStream) -> Self {
+        Answer {
+            status: 200,
+            headers: SSE_HEADERS
+                .iter()
+                .map(|&(k, v)| (k, v.to_string()))
+                .collect(),
+            body: AnswerBody::Stream(stream),
+        }
+    }
+}
+
+impl Service {
+    /// Answers one request of a search route. Must be called on a tokio runtime.
+    ///
+    /// A search that does not stream runs inside this call: once the server begins
+    /// shutting down it is given up with 503 `shutdown`.
+    pub async fn handle(&self, route: Route, head: SearchHead<'_>, body: RequestBody) -> Answer {
+        let req = match self.request(route, &head, body) {
+            Ok(req) => req,
+            Err(e) => return refused(route, None, &e),
+        };
+        let request_id = req.request_id.clone();
+        let streaming = req.stream;
+        tracing::info!(
+            request_id = %request_id,
+            route = route.path(),
+            stream = streaming,
+            resume = req.resume,
+            max_loop = req.search.max_loop,
+            "search started"
+        );
+        let started = tokio::select! {
+            reply = self.start(route, req) => reply,
+            () = self.streams().closing(), if !streaming => Err(ApiError::new(
+                503,
+                ErrorCode::Shutdown,
+                None,
+                SHUTDOWN_MESSAGE,
+            )),
+        };
+        match started {
+            Ok(Reply::Stream(stream)) => {
+                let handle = stream.close_handle();
+                let id = request_id;
+                stream.on_close_cancel(move || {
+                    let stats = handle.stats();
+                    tracing::info!(
+                        request_id = %id,
+                        messages = stats.messages_sent,
+                        bytes = stats.bytes_sent,
+                        heartbeats = stats.heartbeats,
+                        "stream ended"
+                    );
+                });
+                Answer::stream(stream)
+            }
+            Ok(Reply::Json { status, body }) => {
+                tracing::info!(request_id = %request_id, status, "search answered");
+                Answer::json(status, body)
+            }
+            Err(e) => refused(route, Some(&request_id), &e),
+        }
+    }
+
+    /// The checked request, from the query string (a `GET`) or the body, with its resume
+    /// point. A refusal is counted in the metrics here (the parsers count theirs).
+    fn request(
+        &self,
+        route: Route,
+        head: &SearchHead<'_>,
+        body: RequestBody,
+    ) -> Result<SearchRequest, ApiError> {
+        let req = if head.is_get() {
+            self.parse_query(route, head.query.unwrap_or(""))?
+        } else {
+            let body = match body {
+                RequestBody::Read(bytes) => bytes,
+                RequestBody::Absent => bytes::Bytes::new(),
+                RequestBody::TooLarge => {
+                    let e = ApiError::body_too_large(self.limits().max_body_bytes);
+                    count_refusal(route, e.status);
+                    return Err(e);
+                }
+                RequestBody::Unreadable(why) => {
+                    let e = ApiError::new(
+                        400,
+                        ErrorCode::BadRequest,
+                        None,
+                        format!("the request body could not be read: {why}"),
+                    );
+                    count_refusal(route, e.status);
+                    return Err(e);
+                }
+            };
+            self.parse(route, head.content_type, &body)?
+        };
+        self.with_resume(route, req, head.last_event_id, head.query)
+    }
+}
+
+/// Logs a refusal (status, code and field: never the body, whose text the message may
+/// quote) and answers it.
+fn refused(route: Route, request_id: Option<&str>, e: &ApiError) -> Answer {
+    tracing::info!(
+        request_id = request_id.unwrap_or("-"),
+        route = route.path(),
+        status = e.status,
+        code = e.code.as_str(),
+        field = e.field.as_deref().unwrap_or("-"),
+        "request refused"
+    );
+    Answer::refusal(e)
+}
