@@ -1,11 +1,12 @@
 //! Behaviour of the offline reasoning kit as the DeepSearch loop uses it.
 
-use deepsearch_stream::llm::offline::text::{
+use deepsearch_stream::deepsearch::offline::text::{
     key_terms, normalize_query, split_sentences, tokenize, word_pieces,
 };
-use deepsearch_stream::llm::offline::{
-    assess, build_answer, plan, Answer, PlanHistory, ANSWER_COVERAGE, NO_ANSWER,
+use deepsearch_stream::deepsearch::offline::{
+    assess, build_answer, plan, Answer, ANSWER_COVERAGE, NO_ANSWER,
 };
+use deepsearch_stream::deepsearch::PlanHistory;
 use deepsearch_stream::search::Document;
 use proptest::prelude::*;
 

@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashSet};
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 
-use crate::llm::offline::{self, normalize_query, Assessment, PlanHistory};
+use super::offline::{self, normalize_query, Assessment};
+use super::PlanHistory;
 use crate::llm::prompts::{
     answer_messages, planner_messages, reasoner_messages, CitationFilter, PlannerReply,
     ReasonerReply,

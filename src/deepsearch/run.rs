@@ -11,8 +11,8 @@ use super::messages::{
 };
 use super::options::{Locale, Request};
 use super::sink::{until, Batcher, Filtered, Sink};
+use super::PlanHistory;
 use super::{DeepSearch, DeepSearchError};
-use crate::llm::offline::PlanHistory;
 use crate::search::Document;
 
 /// Documents the offline answer builder scores sentences from at most: it ranks
@@ -23,7 +23,7 @@ const PAGE_CHARS: usize = 20_000;
 
 fn no_answer(locale: Locale) -> &'static str {
     match locale {
-        Locale::En => crate::llm::offline::NO_ANSWER,
+        Locale::En => crate::deepsearch::offline::NO_ANSWER,
         Locale::Zh => "检索到的文档中没有找到答案。",
     }
 }

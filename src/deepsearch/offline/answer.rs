@@ -32,7 +32,7 @@ const MAX_SENTENCE_CHARS: usize = 400;
 /// An extractive answer with its citations.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::{Answer, NO_ANSWER};
+/// use deepsearch_stream::deepsearch::offline::{Answer, NO_ANSWER};
 /// let a = Answer { text: NO_ANSWER.to_string(), citations: vec![] };
 /// assert!(!a.is_found());
 /// ```
@@ -48,7 +48,7 @@ impl Answer {
     /// True unless this is the [`NO_ANSWER`] text.
     ///
     /// ```
-    /// use deepsearch_stream::llm::offline::Answer;
+    /// use deepsearch_stream::deepsearch::offline::Answer;
     /// assert!(Answer { text: "x [1]".into(), citations: vec![0] }.is_found());
     /// ```
     pub fn is_found(&self) -> bool {
@@ -59,7 +59,7 @@ impl Answer {
     /// whitespace before it); concatenated they give back `text` exactly.
     ///
     /// ```
-    /// use deepsearch_stream::llm::offline::Answer;
+    /// use deepsearch_stream::deepsearch::offline::Answer;
     /// let a = Answer { text: "Tokio is fast. [1]".into(), citations: vec![0] };
     /// assert_eq!(a.pieces().collect::<Vec<_>>(), ["Tokio", " is", " fast.", " [1]"]);
     /// ```
@@ -71,7 +71,7 @@ impl Answer {
     /// that emit one event per batch rather than per token.
     ///
     /// ```
-    /// use deepsearch_stream::llm::offline::Answer;
+    /// use deepsearch_stream::deepsearch::offline::Answer;
     /// let a = Answer { text: "a b c d e".into(), citations: vec![] };
     /// assert_eq!(a.batches(2), ["a b", " c d", " e"]);
     /// ```
@@ -99,7 +99,7 @@ struct Candidate<'a> {
 /// sentence is relevant the text is [`NO_ANSWER`] with no citations.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::build_answer;
+/// use deepsearch_stream::deepsearch::offline::build_answer;
 /// use deepsearch_stream::search::Document;
 /// let doc = |t: &str, c: &str| Document {
 ///     title: t.into(), url: String::new(), snippet: String::new(), content: c.into(), score: 1.0,
@@ -173,7 +173,7 @@ fn looks_like_code(sentence: &str) -> bool {
     // Signatures, headings and key-value fragments are too short to be an answer.
     let han = s
         .chars()
-        .filter(|c| crate::llm::offline::text::is_han(*c))
+        .filter(|c| crate::deepsearch::offline::text::is_han(*c))
         .count();
     if words < 4 && han < 6 {
         return true;
