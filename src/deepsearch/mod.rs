@@ -43,6 +43,7 @@
 //! ```
 
 mod brain;
+pub mod citations;
 mod dedup;
 mod fanout;
 mod history;

@@ -119,7 +119,7 @@ impl DeepSearch {
         self.read_pages(&mut docs, texts, &mut out).await?;
 
         out.emit(Message::Progress(texts.answering())).await?;
-        let (mut pieces, citing) = self.brain.answer(
+        let (mut pieces, citing, checker) = self.brain.answer(
             query,
             &history.searched,
             &docs,
@@ -152,8 +152,16 @@ impl DeepSearch {
             out.emit(Message::Answer(batch)).await?;
         }
 
+        let citations = match checker {
+            Some(c) => {
+                let checked = c.lock().unwrap_or_else(|e| e.into_inner());
+                checked.checks().to_vec()
+            }
+            None => Vec::new(),
+        };
         let result = FinalData {
             sources: sources(&answer, &docs, &citing),
+            citations,
             answer,
             loops: rounds,
             queries: history.searched,

@@ -16,7 +16,7 @@ from .render import _render_corpus
 STAMP_FILE = ".stamp"
 
 #: Bump whenever the exported files change for the same Python, so old exports are redone.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _STAMP_HEADER = "deepsearch-stream python-docs corpus"
 

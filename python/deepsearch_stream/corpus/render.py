@@ -159,6 +159,8 @@ _ANALYSIS_LOCK = threading.Lock()
 _UNDERLINE = re.compile(r"([=*\-~^\"'`#+])\1{2,}")
 
 _BLOCK_START = ("#", "```", "~~~")
+# A documented name opening a topic entry: "str.join(iterable)", "object.__init__(self)".
+_ENTRY = re.compile(r"(?:class )?([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*(?=\())(\(.*\))?")
 
 
 def _render_corpus() -> dict[str, str]:
@@ -382,13 +384,23 @@ def _render_topic_file(url: str, title: str, topics: Sequence[tuple[str, str]]) 
 
 
 def _topic_markdown(text: str) -> str:
-    """Topic text (reStructuredText rendered as plain text) with titles in bold."""
-    source = text.expandtabs().splitlines()
+    """Topic text (reStructuredText rendered as plain text) with its section titles as
+    ``###`` headings, so the local engine indexes each section (``__slots__`` of "Data
+    model") as a passage of its own instead of one long topic."""
+    # Neutralized first: the headings added here are the only structure the text keeps.
+    source = _neutralize(text).splitlines()
     out: list[str] = []
     for i, line in enumerate(source):
         title = source[i - 1].strip() if i else ""
         if title and _UNDERLINE.fullmatch(line.strip()) and len(line.strip()) >= len(title):
-            out[-1] = f"**{title}**"  # drop the underline, mark the title
+            out[-1] = f"### {title}"  # drop the underline, make the title a heading
             continue
-        out.append(line)
-    return _neutralize("\n".join(out))
+        entry = _ENTRY.fullmatch(line)
+        text_below = source[i + 1 : i + 2] == [""] and source[i + 2 : i + 3] != []
+        if entry and text_below and source[i + 2].startswith("   ") and source[i + 2].strip():
+            # An entry documenting a name ("str.join(iterable)" above its indented text):
+            # a heading of its own, so a question naming it finds this very entry.
+            out += [f"#### {entry.group(1)}", "", "    " + line]
+        else:
+            out.append(line)
+    return "\n".join(out)

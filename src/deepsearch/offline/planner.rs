@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::reasoner::term_coverage;
-use super::text::{key_phrases, key_terms, normalize_query, term_key, term_keys};
+use super::text::{key_phrases, key_terms, named_symbols, normalize_query, term_key, term_keys};
 use crate::deepsearch::PlanHistory;
 
 /// How many key terms go into the compact key-term query. Engines degrade
@@ -17,19 +17,23 @@ const TOPIC_LEN: usize = 3;
 /// Plans up to `max_queries` search queries for `round` (1-based; 0 is
 /// treated as 1).
 ///
-/// Round 1 searches the question as asked, then each part of a multi-part
-/// question (split at "?", ";", " and " between clauses, "、", "和", "以及")
-/// or each side of a comparison ("X vs Y", "difference between X and Y",
-/// "X和Y的区别"), then a compact key-term query. Later rounds target gaps:
-/// the reasoner's rewrite, then the uncovered key terms combined with the
-/// covered main topic. No query whose [`normalize_query`] form was already
-/// searched (or already planned) is returned, nor one without any key term.
+/// Round 1 searches the question as asked, then each dotted name it writes
+/// (`dict.get`), then each part of a multi-part question (split at "?", ";",
+/// " and " between clauses, "、", "和", "以及") or each side of a comparison
+/// ("X vs Y", "difference between X and Y", "X和Y的区别"), then the first
+/// key terms of a long question. Later rounds target gaps: the reasoner's
+/// rewrite, then the uncovered key terms combined with the covered main topic.
+/// No query is returned that was already searched or planned (as normalized by
+/// [`normalize_query`]), no bag of key words whose set of terms was (a reordering
+/// finds the same documents), and none without any key term.
 /// An empty result means nothing new is worth searching.
 ///
 /// ```
 /// use deepsearch_stream::deepsearch::{offline::plan, PlanHistory};
 /// let q = plan("What is the difference between TCP and UDP?", 1, &PlanHistory::new(), 5);
-/// assert_eq!(q, ["What is the difference between TCP and UDP?", "TCP", "UDP", "tcp udp"]);
+/// assert_eq!(q, ["What is the difference between TCP and UDP?", "TCP", "UDP"]);
+/// let q = plan("What does dict.get return for a missing key?", 1, &PlanHistory::new(), 5);
+/// assert_eq!(q, ["What does dict.get return for a missing key?", "dict.get"]);
 /// ```
 pub fn plan(query: &str, round: usize, history: &PlanHistory, max_queries: usize) -> Vec<String> {
     let query = query.trim();
@@ -46,12 +50,22 @@ pub fn plan(query: &str, round: usize, history: &PlanHistory, max_queries: usize
         .iter()
         .map(|s| normalize_query(s))
         .collect();
+    let mut seen_terms: HashSet<Vec<String>> =
+        history.searched.iter().map(|s| term_set(s)).collect();
     let mut out = Vec::new();
     for candidate in candidates {
         let candidate = candidate.split_whitespace().collect::<Vec<_>>().join(" ");
-        if key_terms(&candidate).is_empty() || !seen.insert(normalize_query(&candidate)) {
+        if key_terms(&candidate).is_empty() {
             continue;
         }
+        // A bag of key words that only reorders a searched query's terms finds the same
+        // documents; a phrasing (a question part, a comparison side) is still new.
+        let terms = term_set(&candidate);
+        let is_new = seen.insert(normalize_query(&candidate));
+        if !is_new || (is_keywords(&candidate) && seen_terms.contains(&terms)) {
+            continue;
+        }
+        seen_terms.insert(terms);
         out.push(candidate);
         if out.len() == max_queries {
             break;
@@ -60,8 +74,22 @@ pub fn plan(query: &str, round: usize, history: &PlanHistory, max_queries: usize
     out
 }
 
+/// True for a query made of key words only ("tcp udp"), not a phrasing.
+fn is_keywords(query: &str) -> bool {
+    normalize_query(query) == key_phrases(query).join(" ")
+}
+
+/// The sorted, deduplicated [`term_key`]s of a query's key terms.
+fn term_set(query: &str) -> Vec<String> {
+    let mut keys: Vec<String> = key_terms(query).iter().map(|t| term_key(t)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 fn first_round(query: &str) -> Vec<String> {
     let mut out = vec![query.to_string()];
+    out.extend(named_symbols(query));
     if let Some(sides) = split_comparison(query) {
         out.extend(sides);
     } else {

@@ -273,6 +273,25 @@ pub fn key_phrases(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Dotted names the question writes (`str.join`, `os.path.join`): each is a search of
+/// its own, which finds the symbol's documentation rather than its words' neighbours.
+pub(crate) fn named_symbols(query: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')) {
+        let word = word.trim_matches('.');
+        let dotted = word.contains('.')
+            && word.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+            });
+        if dotted && !out.iter().any(|o| o == word) {
+            out.push(word.to_string());
+        }
+    }
+    out
+}
+
 /// Folds case, width, punctuation and whitespace so that two spellings of the
 /// same search ("Rust  async?" and "rust async") compare equal.
 ///
