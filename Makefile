@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps bench bench-quick bench-deps fuzz fuzz-cmin fuzz-tools clean
+.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps eval bench bench-quick bench-deps fuzz fuzz-cmin fuzz-tools clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,13 @@ core-deps: ## The core must not depend on pyo3 or axum, and builds without any f
 	@if cargo tree --no-default-features --features python -e normal --prefix none | grep -E '^axum'; then \
 		echo "the Python extension (features = python) depends on axum" >&2; exit 1; fi
 	@echo "core-deps: ok (no pyo3/axum without features, no axum in the extension)"
+
+# The QA file `make eval` measures (JSON lines: q, source_any, answer_any, answer_all).
+QA ?= bench/qa/dev.jsonl
+
+eval: develop ## Answer quality: the offline default on a QA set (QA=FILE) and the citation check; writes docs/QUALITY.md
+	$(VPY) bench/eval.py --qa $(QA) --write docs/QUALITY.md
+	$(VPY) bench/citations.py --write docs/QUALITY.md
 
 bench-deps: setup ## The extension (release) with the test and bench extras (matplotlib, ...)
 	$(VENV)/bin/maturin develop --release -q -E test,bench

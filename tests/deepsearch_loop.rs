@@ -185,7 +185,7 @@ async fn runs_at_most_max_loop_rounds_and_never_repeats_a_query() {
         let normalized: Vec<String> = fin
             .queries
             .iter()
-            .map(|q| deepsearch_stream::llm::offline::normalize_query(q))
+            .map(|q| deepsearch_stream::deepsearch::offline::normalize_query(q))
             .collect();
         let unique: HashSet<&String> = normalized.iter().collect();
         assert_eq!(unique.len(), normalized.len(), "{:?}", fin.queries);

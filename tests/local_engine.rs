@@ -345,3 +345,49 @@ async fn without_a_corpus_the_local_engine_uses_the_exported_python_docs() {
         .url
         .starts_with("https://docs.python.org/3/library/json.html"));
 }
+
+#[test]
+fn a_named_symbol_ranks_its_own_section_first() {
+    let tmp = TempDir::new().unwrap();
+    let root = tmp.path().join("corpus");
+    fs::create_dir_all(&root).unwrap();
+    // Another module's `join` uses the word in its text; `text.Str.join` only names it.
+    fs::write(
+        root.join("text.md"),
+        format!(
+            "# text\n\n## text.Str.join\n\nConcatenate any number of strings.\n\n\
+             ## text.Str.split\n\n{}\n",
+            prose("splitting", 40)
+        ),
+    )
+    .unwrap();
+    fs::write(
+        root.join("threads.md"),
+        format!(
+            "# threads\n\n## threads.Thread.join\n\nWait until the thread terminates: join \
+             blocks the caller.\n\n## threads.Thread.start\n\n{}\n",
+            prose("starting", 40)
+        ),
+    )
+    .unwrap();
+    fs::write(
+        root.join("net.md"),
+        format!(
+            "# net\n\n## net.queues.Queue\n\nA first-in first-out queue for coroutines.\n\n\
+             ## net.Stream\n\n{}\n",
+            prose("streaming bytes through a queue of queue buffers", 40)
+        ),
+    )
+    .unwrap();
+    let engine = LocalEngine::open(&root, tmp.path().join("cache")).unwrap();
+    let top = |q: &str| engine.search_blocking(q, 3).unwrap()[0].title.clone();
+    assert_eq!(top("What does str.join do?"), "text — text.Str.join");
+    assert_eq!(
+        top("What does threads.Thread.join do?"),
+        "threads — threads.Thread.join"
+    );
+    // The package with the class, as a reader writes it, skipping the submodule; and
+    // the same two words written apart.
+    assert_eq!(top("What is net.Queue?"), "net — net.queues.Queue");
+    assert_eq!(top("How do I make a net queue?"), "net — net.queues.Queue");
+}

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ async def test_sse_frames_have_ids_and_done(ds: DeepSearch) -> None:
 
 async def test_search_returns_the_final_result(ds: DeepSearch) -> None:
     result = await ds.search("How long to steep green tea?")
-    assert set(result) == {"answer", "sources", "loops", "queries", "elapsed_ms"}
+    assert set(result) == {"answer", "sources", "loops", "queries", "elapsed_ms", "citations"}
     assert "two minutes" in result["answer"]
     assert result["sources"][0]["url"].startswith("https://tea.example/green")
 
@@ -219,7 +220,13 @@ async def test_leaving_the_stream_drops_engine_requests(
 class FakeOpenAI:
     """A local OpenAI-compatible chat-completions server with scripted replies."""
 
-    def __init__(self, answer_chunks: list[str], fail_status: int | None = None) -> None:
+    def __init__(
+        self,
+        answer_chunks: list[str] | Callable[[dict[str, int]], list[str]],
+        fail_status: int | None = None,
+        queries: Sequence[str] = ("tokio runtime", "What is Tokio?"),
+    ) -> None:
+        """``answer_chunks`` may be a function of the answer prompt's sources ({title: n})."""
         self.requests: list[dict[str, Any]] = []
         fake = self
 
@@ -231,12 +238,17 @@ class FakeOpenAI:
                 if fail_status is not None:
                     self.error(fail_status, "upstream exploded")
                 elif phase == "plan":
-                    self.reply('```json\n{"queries": ["tokio runtime", "What is Tokio?"]}\n```')
+                    self.reply(f"```json\n{json.dumps({'queries': list(queries)})}\n```")
                 elif phase == "judge":
                     self.reply('{"is_answer": true, "rewrite_query": null, "reason": "enough"}')
                 else:
                     self.start_stream()
-                    for piece in answer_chunks:
+                    prompt = request["messages"][1]["content"]
+                    numbers = {
+                        t: int(n) for n, t in re.findall(r"^\[(\d+)\] (.+?) — ", prompt, re.M)
+                    }
+                    chunks = answer_chunks(numbers) if callable(answer_chunks) else answer_chunks
+                    for piece in chunks:
                         self.piece(piece)
                     self.end_stream()
 
@@ -267,6 +279,43 @@ async def test_model_plans_judges_and_writes_with_valid_citations(
     assert [bool(r.get("stream")) for r in fake.requests] == [False, False, True]
     assert all(r["auth"] == "Bearer sk-secret" and r["model"] == "fake-1" for r in fake.requests)
     assert all(r["path"] == "/v1/chat/completions" for r in fake.requests)
+
+
+async def test_citations_are_checked_against_their_sources(corpus: Path, tmp_path: Path) -> None:
+    """The model cites real, retrieved sources for claims they do not make: a claim
+    another source makes moves there, one no source makes loses its citation."""
+
+    def planted(n: dict[str, int]) -> list[str]:
+        tokio, tea = n["Tokio"], n["Green tea"]
+        return [
+            f"Tokio is an asynchronous runtime for Rust [{tea}]. Steep green ",
+            f"tea for two minutes [{tea}]. Tokio was written by monks in Haskell [",
+            f"{tokio}].",
+        ]
+
+    fake = FakeOpenAI(planted, queries=["tokio runtime", "green tea"])
+    try:
+        llm = {"base_url": fake.url, "model": "fake-1"}
+        model_ds = DeepSearch(["local"], corpus, llm, cache_dir=tmp_path)
+        msgs = await collect(model_ds.run("What is Tokio?", "cite-1", max_loop=1))
+    finally:
+        fake.close()
+    final = msgs[-1]["data"]
+    ids = {s["title"]: s["id"] for s in final["sources"]}
+    answer_text = "".join(m["data"] for m in msgs if m["type"] == "answer")
+    assert answer_text == final["answer"]  # what streamed is what was checked
+    tokio, tea = ids["Tokio"], ids["Green tea"]
+    assert final["answer"] == (
+        f"Tokio is an asynchronous runtime for Rust [{tokio}]. Steep green tea for two "
+        f"minutes [{tea}]. Tokio was written by monks in Haskell."
+    )
+    checks = final["citations"]
+    assert [(c["id"], c["supported"], c["moved_to"]) for c in checks] == [
+        (tea, False, tokio),
+        (tea, True, None),
+        (tokio, False, None),
+    ]
+    assert checks[1]["score"] >= 0.5 > checks[0]["score"] and checks[2]["score"] < 0.5
 
 
 async def test_model_failure_becomes_an_error_message(corpus: Path, tmp_path: Path) -> None:

@@ -338,6 +338,8 @@ async def test_search_streams_the_plan_results_answer_and_sources(page: Page, ba
     await expect(page.locator("body")).to_have_attribute("data-state", "finished")
     await expect(page.locator("#conn-label")).to_have_text("finished")
     await expect(page.locator("#notice")).to_be_hidden()
+    # The status line says the search is over, not its last progress line.
+    await expect(page.locator("#status")).to_have_text("Search finished.")
 
     # The plan and the results of each round.
     plan = page.locator("#round-1 ol.plan li")

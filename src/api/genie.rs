@@ -211,6 +211,7 @@ mod tests {
             loops: 1,
             queries: Vec::new(),
             elapsed_ms: 1,
+            citations: Vec::new(),
         });
         let streamed: serde_json::Value = serde_json::from_str(&text(&s, &fin)).unwrap();
         assert_eq!(

@@ -2,11 +2,14 @@
 //! offline kit otherwise. Both sit behind the same three calls.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 
-use crate::llm::offline::{self, normalize_query, Assessment, PlanHistory};
+use super::citations::CitationChecker;
+use super::offline::{self, normalize_query, Assessment};
+use super::PlanHistory;
 use crate::llm::prompts::{
     answer_messages, planner_messages, reasoner_messages, CitationFilter, PlannerReply,
     ReasonerReply,
@@ -31,6 +34,10 @@ pub(crate) enum Citing {
     /// `[n]` is `docs[n - 1]` (the model saw the documents numbered).
     Numbered,
 }
+
+/// The citation check of a model's answer, shared between its stream and the loop,
+/// which reports the verdicts in `final`. Never locked across an await.
+pub(crate) type Checker = Arc<Mutex<CitationChecker>>;
 
 /// A verdict on the material found so far.
 #[derive(Debug, Clone)]
@@ -109,8 +116,10 @@ impl Brain {
         }
     }
 
-    /// The answer as a stream of text pieces, and how its citations map to `docs`. Model
-    /// output passes through the citation filter, so no `[n]` names a missing source.
+    /// The answer as a stream of text pieces, how its citations map to `docs`, and for a
+    /// model's answer the citation check. Model output passes through the citation
+    /// filter, so no `[n]` names a missing source, then through the check, so no `[n]`
+    /// names a source that does not support its sentence.
     pub(crate) fn answer(
         &self,
         query: &str,
@@ -118,51 +127,67 @@ impl Brain {
         docs: &[Document],
         max_sentences: usize,
         no_answer: &str,
-    ) -> (BoxStream<'static, Result<String, LlmError>>, Citing) {
+    ) -> (
+        BoxStream<'static, Result<String, LlmError>>,
+        Citing,
+        Option<Checker>,
+    ) {
         match self {
             Brain::Offline => {
                 let answer = offline::build_answer(query, sub_queries, docs, max_sentences);
                 if !answer.is_found() {
                     let text = no_answer.to_string();
-                    return (stream::iter([Ok(text)]).boxed(), Citing::Mapped(Vec::new()));
+                    let pieces = stream::iter([Ok(text)]).boxed();
+                    return (pieces, Citing::Mapped(Vec::new()), None);
                 }
                 let pieces: Vec<Result<String, LlmError>> =
                     answer.pieces().map(|p| Ok(p.to_string())).collect();
                 (
                     stream::iter(pieces).boxed(),
                     Citing::Mapped(answer.citations),
+                    None,
                 )
             }
             Brain::Llm(client) => {
                 let deltas = client.chat_stream(answer_messages(query, docs));
                 let filter = CitationFilter::new(docs.len());
+                let checker: Checker = Arc::new(Mutex::new(CitationChecker::new(docs.to_vec())));
+                let check = Arc::clone(&checker);
+                let checked = move |text: &str, end: bool| {
+                    let mut c = check.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut out = c.push(text);
+                    if end {
+                        out.push_str(&c.finish());
+                    }
+                    out
+                };
                 let pieces = stream::unfold(
-                    (deltas.boxed(), Some(filter)),
-                    |(mut deltas, mut filter)| async move {
+                    (deltas.boxed(), Some(filter), checked),
+                    |(mut deltas, mut filter, checked)| async move {
                         loop {
                             let f = filter.as_mut()?;
                             match deltas.next().await {
                                 Some(Ok(Delta::Content(text))) => {
-                                    let out = f.push(&text);
+                                    let out = checked(&f.push(&text), false);
                                     if !out.is_empty() {
-                                        return Some((Ok(out), (deltas, filter)));
+                                        return Some((Ok(out), (deltas, filter, checked)));
                                     }
                                 }
                                 // Thinking and the finish reason are not part of the answer.
                                 Some(Ok(Delta::Reasoning(_) | Delta::Finish(_))) => {}
-                                Some(Err(e)) => return Some((Err(e), (deltas, None))),
+                                Some(Err(e)) => return Some((Err(e), (deltas, None, checked))),
                                 None => {
-                                    let rest = f.finish();
+                                    let rest = checked(&f.finish(), true);
                                     filter = None;
                                     if !rest.is_empty() {
-                                        return Some((Ok(rest), (deltas, filter)));
+                                        return Some((Ok(rest), (deltas, filter, checked)));
                                     }
                                 }
                             }
                         }
                     },
                 );
-                (pieces.boxed(), Citing::Numbered)
+                (pieces.boxed(), Citing::Numbered, Some(checker))
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::citations::CitationCheck;
 use super::options::Locale;
 
 /// `data` of a `plan` message.
@@ -65,6 +66,9 @@ pub struct FinalData {
     /// Every sub-query searched, in order.
     pub queries: Vec<String>,
     pub elapsed_ms: u64,
+    /// The citation check of a model's answer, one verdict per `[n]` the model wrote;
+    /// empty for an extractive (offline) answer, which quotes its sources.
+    pub citations: Vec<CitationCheck>,
 }
 
 /// One message of a search, before it is put in an envelope.
@@ -218,12 +222,18 @@ mod tests {
             loops: 1,
             queries: vec!["q".into()],
             elapsed_ms: 7,
+            citations: vec![CitationCheck {
+                id: 1,
+                supported: false,
+                score: 0.25,
+                moved_to: None,
+            }],
         });
         let mut buf = Vec::new();
         crate::json_compat::to_python_json(&fin, &mut buf).unwrap();
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            r#"{"answer": "x [1]", "sources": [{"id": 1, "title": "T", "url": "https://t"}], "loops": 1, "queries": ["q"], "elapsed_ms": 7}"#
+            r#"{"answer": "x [1]", "sources": [{"id": 1, "title": "T", "url": "https://t"}], "loops": 1, "queries": ["q"], "elapsed_ms": 7, "citations": [{"id": 1, "supported": false, "score": 0.25, "moved_to": null}]}"#
         );
     }
 

@@ -43,9 +43,12 @@
 //! ```
 
 mod brain;
+pub mod citations;
 mod dedup;
 mod fanout;
+mod history;
 mod messages;
+pub mod offline;
 mod options;
 mod run;
 mod sink;
@@ -54,6 +57,7 @@ use std::sync::Arc;
 
 pub use brain::Brain;
 pub use dedup::normalize_url;
+pub use history::PlanHistory;
 pub use messages::{
     DocData, FinalData, IntermediateData, Message, PlanData, QueryResults, SourceRef, WarningData,
 };

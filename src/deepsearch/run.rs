@@ -11,8 +11,8 @@ use super::messages::{
 };
 use super::options::{Locale, Request};
 use super::sink::{until, Batcher, Filtered, Sink};
+use super::PlanHistory;
 use super::{DeepSearch, DeepSearchError};
-use crate::llm::offline::PlanHistory;
 use crate::search::Document;
 
 /// Documents the offline answer builder scores sentences from at most: it ranks
@@ -23,7 +23,7 @@ const PAGE_CHARS: usize = 20_000;
 
 fn no_answer(locale: Locale) -> &'static str {
     match locale {
-        Locale::En => crate::llm::offline::NO_ANSWER,
+        Locale::En => crate::deepsearch::offline::NO_ANSWER,
         Locale::Zh => "检索到的文档中没有找到答案。",
     }
 }
@@ -119,7 +119,7 @@ impl DeepSearch {
         self.read_pages(&mut docs, texts, &mut out).await?;
 
         out.emit(Message::Progress(texts.answering())).await?;
-        let (mut pieces, citing) = self.brain.answer(
+        let (mut pieces, citing, checker) = self.brain.answer(
             query,
             &history.searched,
             &docs,
@@ -152,8 +152,16 @@ impl DeepSearch {
             out.emit(Message::Answer(batch)).await?;
         }
 
+        let citations = match checker {
+            Some(c) => {
+                let checked = c.lock().unwrap_or_else(|e| e.into_inner());
+                checked.checks().to_vec()
+            }
+            None => Vec::new(),
+        };
         let result = FinalData {
             sources: sources(&answer, &docs, &citing),
+            citations,
             answer,
             loops: rounds,
             queries: history.searched,

@@ -1,7 +1,5 @@
 //! The language-model side of DeepSearch.
 //!
-//! - [`offline`]: planner, reasoner and extractive answer builder that need
-//!   no model at all (the default on a fresh machine);
 //! - [`LlmClient`]: a streaming client for any OpenAI-compatible
 //!   `/chat/completions` server (OpenAI, Ollama's `/v1`, llama.cpp server,
 //!   vLLM), with think-block separation ([`think`]) and lenient JSON
@@ -13,7 +11,6 @@
 pub mod client;
 pub mod config;
 pub mod json;
-pub mod offline;
 pub mod prompts;
 pub mod think;
 mod wire;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::ChatMessage;
-use super::offline::PlanHistory;
+use crate::deepsearch::PlanHistory;
 use crate::search::Document;
 
 /// Characters of each source's text in the answer prompt: enough for the
@@ -91,7 +91,7 @@ const UNTRUSTED: &str =
 /// which key terms are still uncovered.
 ///
 /// ```
-/// use deepsearch_stream::llm::{offline::PlanHistory, prompts::planner_messages};
+/// use deepsearch_stream::{deepsearch::PlanHistory, llm::prompts::planner_messages};
 /// let mut h = PlanHistory::new();
 /// h.record(["rust async"], Vec::new());
 /// h.missing_terms = vec!["tokio".into()];

@@ -9,6 +9,7 @@ use reqwest::Url;
 
 use super::html;
 use super::passages::{self, SplitOptions};
+use super::symbols;
 
 /// Files larger than this are skipped: they are almost always generated dumps, and
 /// reading them whole would dominate indexing time and memory.
@@ -51,6 +52,8 @@ pub(crate) struct CorpusPassage {
     pub title: String,
     pub url: String,
     pub text: String,
+    /// Dotted names the passage documents (see [`symbols::passage_symbols`]).
+    pub symbols: Vec<String>,
 }
 
 /// Lists the indexable files under `root` (recursively), sorted by relative path.
@@ -181,6 +184,7 @@ pub(crate) fn load(file: &SourceFile, opts: SplitOptions) -> io::Result<Vec<Corp
             CorpusPassage {
                 title: passage_title,
                 url: url.to_string(),
+                symbols: symbols::passage_symbols(p.heading.as_deref(), &p.text),
                 text: p.text,
             }
         })

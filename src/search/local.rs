@@ -28,6 +28,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy};
 use super::corpus::{self, SourceFile};
 use super::html::collapse_whitespace;
 use super::passages::SplitOptions;
+use super::symbols;
 use super::{Document, SearchEngine, SearchError};
 
 /// Environment variable naming the cache directory (see [`default_cache_dir`]).
@@ -35,12 +36,18 @@ pub const CACHE_DIR_ENV: &str = "DEEPSEARCH_CACHE_DIR";
 
 /// Bump whenever schema, tokenizer or passage splitting change, so that indexes built
 /// by older code are rebuilt instead of silently disagreeing with the new code.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const TOKENIZER: &str = "deepsearch_text";
 const MANIFEST: &str = "manifest";
 const SNIPPET_CHARS: usize = 300;
 /// Title hits say more about a passage than body hits.
 const TITLE_BOOST: f32 = 1.5;
+/// A passage documenting a symbol the question names by its dotted name
+/// (`str.join`) outranks passages that merely use its words.
+const DOTTED_SYMBOL_BOOST: f32 = 3.0;
+/// A symbol named by one word (`enumerate`) counts for less: many words are
+/// also the last part of some symbol.
+const WORD_SYMBOL_BOOST: f32 = 0.3;
 /// Bounds the work one pathological query (a pasted document) can cause.
 const MAX_QUERY_TERMS: usize = 64;
 /// Indexing memory; tantivy needs at least 15 MB per thread.
@@ -196,6 +203,8 @@ struct Fields {
     title: Field,
     url: Field,
     body: Field,
+    /// The passage's symbols and their [`symbols::aliases`], one term each.
+    symbol: Field,
 }
 
 /// The parts of an opened index that searches share across threads.
@@ -219,6 +228,7 @@ impl Searchable {
             title: schema.get_field("title")?,
             url: schema.get_field("url")?,
             body: schema.get_field("body")?,
+            symbol: schema.get_field("symbol")?,
         };
         // The index never changes after it is built: no reload watcher thread needed.
         let reader = index
@@ -290,10 +300,24 @@ impl Searchable {
                 break;
             }
         }
-        if terms.is_empty() {
+        let (dotted, words) = symbols::query_symbols(text);
+        if terms.is_empty() && dotted.is_empty() {
             return Ok(None);
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 3);
+        let symbol_clauses = dotted
+            .iter()
+            .map(|s| (s, DOTTED_SYMBOL_BOOST))
+            .chain(words.iter().map(|s| (s, WORD_SYMBOL_BOOST)))
+            .take(MAX_QUERY_TERMS);
+        for (name, boost) in symbol_clauses {
+            let term = tantivy::Term::from_field_text(self.fields.symbol, name);
+            let query = TermQuery::new(term, IndexRecordOption::WithFreqs);
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(query), boost)),
+            ));
+        }
         for term in &terms {
             let body = tantivy::Term::from_field_text(self.fields.body, term);
             clauses.push((
@@ -335,6 +359,15 @@ fn schema() -> (Schema, Fields) {
         title: builder.add_text_field("title", text.clone()),
         url: builder.add_text_field("url", STORED),
         body: builder.add_text_field("body", text),
+        // Whole names, already lowercased: no tokenizer may cut `str.join` apart.
+        symbol: builder.add_text_field(
+            "symbol",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
     };
     (builder.build(), fields)
 }
@@ -374,6 +407,11 @@ fn rebuild(
             doc.add_text(fields.title, &p.title);
             doc.add_text(fields.url, &p.url);
             doc.add_text(fields.body, &p.text);
+            for symbol in &p.symbols {
+                for alias in symbols::aliases(symbol) {
+                    doc.add_text(fields.symbol, &alias);
+                }
+            }
             writer.add_document(doc).map_err(index_err)?;
             passages += 1;
         }

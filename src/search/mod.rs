@@ -16,6 +16,7 @@ pub mod registry;
 pub mod searxng;
 pub mod serper;
 pub mod ssrf;
+mod symbols;
 pub mod tavily;
 
 pub use brave::BraveEngine;

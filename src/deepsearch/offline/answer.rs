@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::reasoner::rank_order;
-use super::text::{key_terms, split_sentences, term_key, term_keys, word_pieces, WordPieces};
+use super::text::{
+    key_terms, named_symbols, split_sentences, term_key, term_keys, word_pieces, WordPieces,
+};
 use crate::search::Document;
 
 /// The answer text when no retrieved sentence is relevant to the question.
@@ -26,13 +28,26 @@ const MMR_LAMBDA: f64 = 0.7;
 const NEAR_DUPLICATE: f64 = 0.6;
 /// Extra weight for sentences from higher-ranked documents, as a fraction.
 const RANK_BONUS: f64 = 0.15;
+/// A query term in a document's title counts this much (of one occurrence) for each of
+/// its sentences: under "dict.setdefault", "Insert key with a value of default" is about
+/// `dict.setdefault` without naming it.
+const SUBJECT_WEIGHT: f64 = 0.6;
+/// The first prose sentence of a document whose title shares a query term is its
+/// summary, usually the answer to "what does X do".
+const SUMMARY_BOOST: f64 = 2.0;
+/// The sentences of the section documenting a symbol the question names (`str.join`)
+/// count this much more than sentences elsewhere that merely use its words.
+const NAMED_BOOST: f64 = 2.0;
+/// A sentence opening in lowercase is usually the tail of one cut at a line or
+/// markup break ("the "import" statement occurs."), out of context.
+const FRAGMENT_PENALTY: f64 = 0.5;
 /// Longer "sentences" are usually scraped tables or menus; they get cut.
 const MAX_SENTENCE_CHARS: usize = 400;
 
 /// An extractive answer with its citations.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::{Answer, NO_ANSWER};
+/// use deepsearch_stream::deepsearch::offline::{Answer, NO_ANSWER};
 /// let a = Answer { text: NO_ANSWER.to_string(), citations: vec![] };
 /// assert!(!a.is_found());
 /// ```
@@ -48,7 +63,7 @@ impl Answer {
     /// True unless this is the [`NO_ANSWER`] text.
     ///
     /// ```
-    /// use deepsearch_stream::llm::offline::Answer;
+    /// use deepsearch_stream::deepsearch::offline::Answer;
     /// assert!(Answer { text: "x [1]".into(), citations: vec![0] }.is_found());
     /// ```
     pub fn is_found(&self) -> bool {
@@ -59,7 +74,7 @@ impl Answer {
     /// whitespace before it); concatenated they give back `text` exactly.
     ///
     /// ```
-    /// use deepsearch_stream::llm::offline::Answer;
+    /// use deepsearch_stream::deepsearch::offline::Answer;
     /// let a = Answer { text: "Tokio is fast. [1]".into(), citations: vec![0] };
     /// assert_eq!(a.pieces().collect::<Vec<_>>(), ["Tokio", " is", " fast.", " [1]"]);
     /// ```
@@ -71,7 +86,7 @@ impl Answer {
     /// that emit one event per batch rather than per token.
     ///
     /// ```
-    /// use deepsearch_stream::llm::offline::Answer;
+    /// use deepsearch_stream::deepsearch::offline::Answer;
     /// let a = Answer { text: "a b c d e".into(), citations: vec![] };
     /// assert_eq!(a.batches(2), ["a b", " c d", " e"]);
     /// ```
@@ -86,6 +101,8 @@ struct Candidate<'a> {
     text: &'a str,
     terms: HashSet<String>,
     score: f64,
+    /// The score before the boosts, which order sentences but never exclude one.
+    base: f64,
 }
 
 /// Builds an extractive, cited answer from `docs`.
@@ -99,7 +116,7 @@ struct Candidate<'a> {
 /// sentence is relevant the text is [`NO_ANSWER`] with no citations.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::build_answer;
+/// use deepsearch_stream::deepsearch::offline::build_answer;
 /// use deepsearch_stream::search::Document;
 /// let doc = |t: &str, c: &str| Document {
 ///     title: t.into(), url: String::new(), snippet: String::new(), content: c.into(), score: 1.0,
@@ -117,7 +134,11 @@ pub fn build_answer(
 ) -> Answer {
     let weights = query_weights(query, sub_queries);
     let bodies: Vec<String> = docs.iter().map(|d| unwrap_lines(d.text())).collect();
-    let mut candidates = score_sentences(&weights, docs, &bodies);
+    let named: Vec<String> = named_symbols(query)
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let mut candidates = score_sentences(&weights, &named, docs, &bodies);
     let chosen = select_mmr(&mut candidates, max_sentences.max(1));
     if chosen.is_empty() {
         return Answer {
@@ -173,7 +194,7 @@ fn looks_like_code(sentence: &str) -> bool {
     // Signatures, headings and key-value fragments are too short to be an answer.
     let han = s
         .chars()
-        .filter(|c| crate::llm::offline::text::is_han(*c))
+        .filter(|c| crate::deepsearch::offline::text::is_han(*c))
         .count();
     if words < 4 && han < 6 {
         return true;
@@ -201,11 +222,13 @@ fn looks_like_code(sentence: &str) -> bool {
     }
     let (mut letters, mut symbols) = (0usize, 0usize);
     for c in s.chars() {
-        if c.is_alphabetic() || c.is_whitespace() {
+        // `_` is part of names prose mentions (`__slots__`), `*` the emphasis of
+        // reference text (`*iterable*`).
+        if c.is_alphabetic() || c.is_whitespace() || c == '_' {
             letters += 1;
         } else if !matches!(
             c,
-            '.' | ',' | '\'' | '"' | '-' | '?' | '!' | ':' | '(' | ')'
+            '.' | ',' | '\'' | '"' | '-' | '?' | '!' | ':' | '(' | ')' | '*'
         ) {
             symbols += 1;
         }
@@ -214,32 +237,56 @@ fn looks_like_code(sentence: &str) -> bool {
     s.contains("::=") || symbols * 6 > letters
 }
 
+/// A list item, heading, quote or table row: a line that begins a block of its own.
+fn is_item(line: &str) -> bool {
+    line.starts_with(['-', '+', '#', '>', '|']) || line.starts_with("* ") || line == "*"
+}
+
 /// Joins hard-wrapped lines (docstrings, plain text) back into paragraphs, so a
 /// sentence is not cut where its line happened to end. A line break stays where a
-/// paragraph, a list item or an indented block begins, or after a finished sentence.
+/// paragraph, a list item or a block indented deeper begins, or after a finished
+/// sentence; lines of one indented paragraph (reference text is indented) join.
 fn unwrap_lines(text: &str) -> String {
+    let indent = |l: &str| l.len() - l.trim_start().len();
     let mut out = String::with_capacity(text.len());
     let mut prev: Option<&str> = None;
     for line in text.lines() {
         let trimmed = line.trim();
         let joins = prev.is_some_and(|p| {
-            !p.is_empty()
+            let p_trim = p.trim();
+            !p_trim.is_empty()
                 && !trimmed.is_empty()
-                && !line.starts_with([' ', '\t'])
-                && !trimmed.starts_with(['-', '*', '+', '#', '>', '|'])
-                && !p.ends_with(['.', '!', '?', ':', '。', '！', '？', '：'])
+                && (indent(line) == 0 || indent(line) == indent(p))
+                && !is_item(trimmed)
+                && !p_trim.ends_with(['.', '!', '?', ':', '。', '！', '？', '：'])
         });
         if prev.is_some() {
             out.push(if joins { ' ' } else { '\n' });
         }
         out.push_str(if joins { trimmed } else { line });
-        prev = Some(trimmed);
+        prev = Some(line);
     }
     out
 }
 
+/// True when `heading` (lowercase) is the symbol `name` (lowercase, dotted) or a longer
+/// name ending in it, or the same name with submodules between (`asyncio.queues.queue`
+/// for `asyncio.queue`).
+fn documents(heading: &str, name: &str) -> bool {
+    if heading == name || heading.ends_with(&format!(".{name}")) {
+        return true;
+    }
+    match (heading.split_once('.'), name.split_once('.')) {
+        (Some((top, _)), Some((name_top, tail))) => {
+            top == name_top && heading.ends_with(&format!(".{tail}"))
+        }
+        _ => false,
+    }
+}
+
 fn score_sentences<'a>(
     weights: &BTreeMap<String, f64>,
+    named: &[String],
     docs: &[Document],
     bodies: &'a [String],
 ) -> Vec<Candidate<'a>> {
@@ -273,16 +320,44 @@ fn score_sentences<'a>(
         rank[i] = r;
     }
 
-    let mut raw: Vec<(usize, &str, Vec<String>)> = Vec::new();
+    // Query terms each document's own heading names: its subject. A title reads
+    // "file — section"; the file part is shared by every section of the file.
+    let subjects: Vec<Vec<&str>> = docs
+        .iter()
+        .map(|d| {
+            let heading = d.title.rsplit(" — ").next().unwrap_or(&d.title);
+            let title: HashSet<String> = term_keys(heading).into_iter().collect();
+            weights
+                .keys()
+                .filter(|t| title.contains(*t))
+                .map(String::as_str)
+                .collect()
+        })
+        .collect();
+    let names_subject: Vec<bool> = docs
+        .iter()
+        .map(|d| {
+            let heading = d
+                .title
+                .rsplit(" — ")
+                .next()
+                .unwrap_or(&d.title)
+                .to_lowercase();
+            named.iter().any(|n| documents(heading.trim(), n))
+        })
+        .collect();
+    let mut raw: Vec<(usize, &str, Vec<String>, bool)> = Vec::new();
     let mut seen_text: HashSet<&str> = HashSet::new();
     for (i, text) in bodies.iter().enumerate() {
+        let mut first = true;
         for sentence in split_sentences(text) {
             if looks_like_code(sentence) {
                 continue;
             }
             let terms = term_keys(sentence);
             if terms.len() >= 2 && seen_text.insert(sentence) {
-                raw.push((i, sentence, terms));
+                raw.push((i, sentence, terms, first));
+                first = false;
             }
         }
     }
@@ -292,19 +367,32 @@ fn score_sentences<'a>(
     let avg_len = raw.iter().map(|r| r.2.len()).sum::<usize>() as f64 / raw.len() as f64;
 
     let mut out = Vec::new();
-    for (doc, text, terms) in raw {
+    for (doc, text, terms, first) in raw {
         let len = terms.len() as f64;
         let mut tf: HashMap<&str, f64> = HashMap::new();
         for t in &terms {
             *tf.entry(t.as_str()).or_default() += 1.0;
         }
-        let bm25: f64 = weights
+        for t in &subjects[doc] {
+            tf.entry(*t).or_insert(SUBJECT_WEIGHT);
+        }
+        let base: f64 = weights
             .iter()
             .filter_map(|(t, w)| {
                 let f = *tf.get(t.as_str())?;
                 Some(w * idf(t) * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * len / avg_len)))
             })
             .sum();
+        let mut bm25 = base;
+        if first && !subjects[doc].is_empty() {
+            bm25 *= SUMMARY_BOOST;
+        }
+        if names_subject[doc] {
+            bm25 *= NAMED_BOOST;
+        }
+        if text.starts_with(char::is_lowercase) {
+            bm25 *= FRAGMENT_PENALTY;
+        }
         if bm25 > 0.0 {
             let r = rank[doc] as f64;
             let score = bm25 * (1.0 + RANK_BONUS * (1.0 - r / n_docs));
@@ -313,6 +401,7 @@ fn score_sentences<'a>(
                 text,
                 terms: terms.into_iter().collect(),
                 score,
+                base,
             });
         }
     }
@@ -336,7 +425,8 @@ fn select_mmr<'a>(candidates: &mut Vec<Candidate<'a>>, max: usize) -> Vec<Candid
     if best <= 0.0 {
         return Vec::new();
     }
-    candidates.retain(|c| c.score >= best * MIN_RELATIVE_SCORE);
+    let best_base = candidates.iter().map(|c| c.base).fold(0.0, f64::max);
+    candidates.retain(|c| c.base >= best_base * MIN_RELATIVE_SCORE);
     let mut chosen: Vec<Candidate<'a>> = Vec::new();
     while chosen.len() < max && !candidates.is_empty() {
         let mut pick: Option<(usize, f64)> = None;

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use super::reasoner::{term_coverage, Assessment};
-use super::text::{key_phrases, key_terms, normalize_query, term_key, term_keys};
-use crate::search::Document;
+use super::reasoner::term_coverage;
+use super::text::{key_phrases, key_terms, named_symbols, normalize_query, term_key, term_keys};
+use crate::deepsearch::PlanHistory;
 
 /// How many key terms go into the compact key-term query. Engines degrade
 /// when fed a long bag of words, so the tail of a rambling question is cut.
@@ -14,98 +14,26 @@ const KEY_TERM_QUERY_LEN: usize = 6;
 /// How many covered terms anchor a gap query to the main topic.
 const TOPIC_LEN: usize = 3;
 
-/// What earlier rounds did, as the planner needs to see it.
-///
-/// ```
-/// use deepsearch_stream::llm::offline::PlanHistory;
-/// let mut h = PlanHistory::new();
-/// h.record(["rust async"], Vec::new());
-/// assert!(h.was_searched("Rust  ASYNC?"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PlanHistory {
-    /// Every query already sent to a search engine, in any round.
-    pub searched: Vec<String>,
-    /// Documents found so far; their title and text show what is covered.
-    pub documents: Vec<Document>,
-    /// Key terms of the user's query that the documents do not cover yet.
-    /// When empty, the planner works them out from `documents` itself.
-    pub missing_terms: Vec<String>,
-    /// A rewrite of the user's query suggested by the reasoner.
-    pub rewrite_query: Option<String>,
-}
-
-impl PlanHistory {
-    /// An empty history (nothing searched yet).
-    ///
-    /// ```
-    /// assert!(deepsearch_stream::llm::offline::PlanHistory::new().searched.is_empty());
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds one round's queries and the documents they found.
-    ///
-    /// ```
-    /// use deepsearch_stream::llm::offline::PlanHistory;
-    /// let mut h = PlanHistory::new();
-    /// h.record(vec!["a".to_string()], Vec::new());
-    /// assert_eq!(h.searched, ["a"]);
-    /// ```
-    pub fn record<I, S>(&mut self, queries: I, documents: Vec<Document>)
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.searched.extend(queries.into_iter().map(Into::into));
-        self.documents.extend(documents);
-    }
-
-    /// Takes the gaps and the rewrite suggestion from a reasoner verdict.
-    ///
-    /// ```
-    /// use deepsearch_stream::llm::offline::{assess, PlanHistory};
-    /// let mut h = PlanHistory::new();
-    /// h.apply(&assess("rust tokio", &[]));
-    /// assert_eq!(h.missing_terms, ["rust", "tokio"]);
-    /// ```
-    pub fn apply(&mut self, assessment: &Assessment) {
-        self.missing_terms.clone_from(&assessment.missing_terms);
-        self.rewrite_query.clone_from(&assessment.rewrite_query);
-    }
-
-    /// True when `query` normalizes to an already searched query.
-    ///
-    /// ```
-    /// use deepsearch_stream::llm::offline::PlanHistory;
-    /// let mut h = PlanHistory::new();
-    /// h.record(["Tokio runtime"], Vec::new());
-    /// assert!(h.was_searched("tokio, runtime!"));
-    /// assert!(!h.was_searched("tokio"));
-    /// ```
-    pub fn was_searched(&self, query: &str) -> bool {
-        let n = normalize_query(query);
-        self.searched.iter().any(|s| normalize_query(s) == n)
-    }
-}
-
 /// Plans up to `max_queries` search queries for `round` (1-based; 0 is
 /// treated as 1).
 ///
-/// Round 1 searches the question as asked, then each part of a multi-part
-/// question (split at "?", ";", " and " between clauses, "、", "和", "以及")
-/// or each side of a comparison ("X vs Y", "difference between X and Y",
-/// "X和Y的区别"), then a compact key-term query. Later rounds target gaps:
-/// the reasoner's rewrite, then the uncovered key terms combined with the
-/// covered main topic. No query whose [`normalize_query`] form was already
-/// searched (or already planned) is returned, nor one without any key term.
+/// Round 1 searches the question as asked, then each dotted name it writes
+/// (`dict.get`), then each part of a multi-part question (split at "?", ";",
+/// " and " between clauses, "、", "和", "以及") or each side of a comparison
+/// ("X vs Y", "difference between X and Y", "X和Y的区别"), then the first
+/// key terms of a long question. Later rounds target gaps: the reasoner's
+/// rewrite, then the uncovered key terms combined with the covered main topic.
+/// No query is returned that was already searched or planned (as normalized by
+/// [`normalize_query`]), no bag of key words whose set of terms was (a reordering
+/// finds the same documents), and none without any key term.
 /// An empty result means nothing new is worth searching.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::{plan, PlanHistory};
+/// use deepsearch_stream::deepsearch::{offline::plan, PlanHistory};
 /// let q = plan("What is the difference between TCP and UDP?", 1, &PlanHistory::new(), 5);
-/// assert_eq!(q, ["What is the difference between TCP and UDP?", "TCP", "UDP", "tcp udp"]);
+/// assert_eq!(q, ["What is the difference between TCP and UDP?", "TCP", "UDP"]);
+/// let q = plan("What does dict.get return for a missing key?", 1, &PlanHistory::new(), 5);
+/// assert_eq!(q, ["What does dict.get return for a missing key?", "dict.get"]);
 /// ```
 pub fn plan(query: &str, round: usize, history: &PlanHistory, max_queries: usize) -> Vec<String> {
     let query = query.trim();
@@ -122,12 +50,22 @@ pub fn plan(query: &str, round: usize, history: &PlanHistory, max_queries: usize
         .iter()
         .map(|s| normalize_query(s))
         .collect();
+    let mut seen_terms: HashSet<Vec<String>> =
+        history.searched.iter().map(|s| term_set(s)).collect();
     let mut out = Vec::new();
     for candidate in candidates {
         let candidate = candidate.split_whitespace().collect::<Vec<_>>().join(" ");
-        if key_terms(&candidate).is_empty() || !seen.insert(normalize_query(&candidate)) {
+        if key_terms(&candidate).is_empty() {
             continue;
         }
+        // A bag of key words that only reorders a searched query's terms finds the same
+        // documents; a phrasing (a question part, a comparison side) is still new.
+        let terms = term_set(&candidate);
+        let is_new = seen.insert(normalize_query(&candidate));
+        if !is_new || (is_keywords(&candidate) && seen_terms.contains(&terms)) {
+            continue;
+        }
+        seen_terms.insert(terms);
         out.push(candidate);
         if out.len() == max_queries {
             break;
@@ -136,8 +74,22 @@ pub fn plan(query: &str, round: usize, history: &PlanHistory, max_queries: usize
     out
 }
 
+/// True for a query made of key words only ("tcp udp"), not a phrasing.
+fn is_keywords(query: &str) -> bool {
+    normalize_query(query) == key_phrases(query).join(" ")
+}
+
+/// The sorted, deduplicated [`term_key`]s of a query's key terms.
+fn term_set(query: &str) -> Vec<String> {
+    let mut keys: Vec<String> = key_terms(query).iter().map(|t| term_key(t)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 fn first_round(query: &str) -> Vec<String> {
     let mut out = vec![query.to_string()];
+    out.extend(named_symbols(query));
     if let Some(sides) = split_comparison(query) {
         out.extend(sides);
     } else {

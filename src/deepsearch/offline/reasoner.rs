@@ -22,7 +22,7 @@ pub const ASSESS_TOP_K: usize = 5;
 /// The reasoner's verdict on one round.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::assess;
+/// use deepsearch_stream::deepsearch::offline::assess;
 /// let a = assess("rust", &[]);
 /// assert!(!a.is_answer);
 /// ```
@@ -49,7 +49,7 @@ pub struct Assessment {
 /// covered by any document, since there is nothing left to look for.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::assess;
+/// use deepsearch_stream::deepsearch::offline::assess;
 /// use deepsearch_stream::search::Document;
 /// let doc = Document {
 ///     title: "Tokio".into(),

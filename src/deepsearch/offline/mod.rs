@@ -5,7 +5,8 @@
 //! the same output, which keeps the offline path testable and cacheable.
 //!
 //! ```
-//! use deepsearch_stream::llm::offline::{assess, build_answer, plan, PlanHistory};
+//! use deepsearch_stream::deepsearch::offline::{assess, build_answer, plan};
+//! use deepsearch_stream::deepsearch::PlanHistory;
 //! use deepsearch_stream::search::Document;
 //!
 //! let query = "What is Tokio?";
@@ -33,6 +34,6 @@ pub mod reasoner;
 pub mod text;
 
 pub use answer::{build_answer, Answer, NO_ANSWER};
-pub use planner::{plan, PlanHistory};
+pub use planner::plan;
 pub use reasoner::{assess, Assessment, ANSWER_COVERAGE, ASSESS_TOP_K};
 pub use text::{normalize_query, split_sentences, tokenize, word_pieces};

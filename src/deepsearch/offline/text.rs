@@ -53,7 +53,7 @@ const ABBREVIATIONS: &[&str] = &[
 /// the bigram rule is for).
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::is_han;
+/// use deepsearch_stream::deepsearch::offline::text::is_han;
 /// assert!(is_han('中') && !is_han('a') && !is_han('。'));
 /// ```
 pub fn is_han(c: char) -> bool {
@@ -64,7 +64,7 @@ pub fn is_han(c: char) -> bool {
 /// True when `word` (already lowercase) is on the English stopword list.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::is_stopword;
+/// use deepsearch_stream::deepsearch::offline::text::is_stopword;
 /// assert!(is_stopword("the"));
 /// assert!(!is_stopword("rust"));
 /// ```
@@ -81,7 +81,7 @@ pub fn is_stopword(word: &str) -> bool {
 /// has no spaces and bigrams match far better than single characters.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::tokenize;
+/// use deepsearch_stream::deepsearch::offline::text::tokenize;
 /// assert_eq!(tokenize("What is Rust's borrow-checker?"), ["rust", "borrow", "checker"]);
 /// assert_eq!(tokenize("中国的首都是哪里"), ["中国", "首都"]);
 /// assert_eq!(tokenize("Python 3.12 发布日期"), ["python", "3.12", "发布", "布日", "日期"]);
@@ -94,7 +94,7 @@ pub fn tokenize(text: &str) -> Vec<String> {
 /// into bigrams: the readable form for building search queries.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::words;
+/// use deepsearch_stream::deepsearch::offline::text::words;
 /// assert_eq!(words("水果的营养价值"), ["水果", "营养价值"]);
 /// assert_eq!(words("The Rust book"), ["rust", "book"]);
 /// ```
@@ -205,7 +205,7 @@ fn emit_segment(segment: &mut Vec<char>, out: &mut Vec<String>, bigrams: bool) {
 /// the planner later puts back into search queries.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::term_key;
+/// use deepsearch_stream::deepsearch::offline::text::term_key;
 /// assert_eq!(term_key("queries"), "query");
 /// assert_eq!(term_key("models"), "model");
 /// assert_eq!(term_key("class"), "class");
@@ -233,7 +233,7 @@ pub fn term_key(term: &str) -> String {
 /// [`tokenize`] followed by [`term_key`]: the form used for matching.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::term_keys;
+/// use deepsearch_stream::deepsearch::offline::text::term_keys;
 /// assert_eq!(term_keys("Vector databases"), ["vector", "database"]);
 /// ```
 pub fn term_keys(text: &str) -> Vec<String> {
@@ -245,7 +245,7 @@ pub fn term_keys(text: &str) -> Vec<String> {
 /// "difference" or "explain".
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::key_terms;
+/// use deepsearch_stream::deepsearch::offline::text::key_terms;
 /// assert_eq!(key_terms("What is the difference between TCP and UDP?"), ["tcp", "udp"]);
 /// ```
 pub fn key_terms(query: &str) -> Vec<String> {
@@ -261,7 +261,7 @@ pub fn key_terms(query: &str) -> Vec<String> {
 /// so "营养价值" is one phrase rather than three bigrams.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::key_phrases;
+/// use deepsearch_stream::deepsearch::offline::text::key_phrases;
 /// assert_eq!(key_phrases("橙子的营养价值是什么"), ["橙子", "营养价值"]);
 /// ```
 pub fn key_phrases(query: &str) -> Vec<String> {
@@ -273,11 +273,30 @@ pub fn key_phrases(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Dotted names the question writes (`str.join`, `os.path.join`): each is a search of
+/// its own, which finds the symbol's documentation rather than its words' neighbours.
+pub(crate) fn named_symbols(query: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')) {
+        let word = word.trim_matches('.');
+        let dotted = word.contains('.')
+            && word.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+            });
+        if dotted && !out.iter().any(|o| o == word) {
+            out.push(word.to_string());
+        }
+    }
+    out
+}
+
 /// Folds case, width, punctuation and whitespace so that two spellings of the
 /// same search ("Rust  async?" and "rust async") compare equal.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::normalize_query;
+/// use deepsearch_stream::deepsearch::offline::text::normalize_query;
 /// assert_eq!(normalize_query("  Rust, ASYNC runtimes?? "), "rust async runtimes");
 /// assert_eq!(normalize_query("Ｒｕｓｔ　异步？"), "rust 异步");
 /// assert_eq!(normalize_query("İstanbul"), normalize_query(&normalize_query("İstanbul")));
@@ -320,7 +339,7 @@ fn fold_width(c: char) -> char {
 /// break, so "e.g. tokio" stays in one sentence.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::split_sentences;
+/// use deepsearch_stream::deepsearch::offline::text::split_sentences;
 /// let s = split_sentences("Use a runtime, e.g. Tokio. It is fast! 北京是首都。上海很大");
 /// assert_eq!(s, ["Use a runtime, e.g. Tokio.", "It is fast!", "北京是首都。", "上海很大"]);
 /// ```
@@ -428,7 +447,7 @@ fn push_trimmed<'a>(s: &'a str, out: &mut Vec<&'a str>) {
 /// gives back the text exactly.
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::word_pieces;
+/// use deepsearch_stream::deepsearch::offline::text::word_pieces;
 /// let pieces: Vec<&str> = word_pieces("Rust is fast. [1]").collect();
 /// assert_eq!(pieces, ["Rust", " is", " fast.", " [1]"]);
 /// assert_eq!(word_pieces("北京。").collect::<Vec<_>>(), ["北", "京。"]);
@@ -440,7 +459,7 @@ pub fn word_pieces(text: &str) -> WordPieces<'_> {
 /// Iterator returned by [`word_pieces`].
 ///
 /// ```
-/// use deepsearch_stream::llm::offline::text::word_pieces;
+/// use deepsearch_stream::deepsearch::offline::text::word_pieces;
 /// assert_eq!(word_pieces("a b c").count(), 3);
 /// ```
 #[derive(Debug, Clone)]
