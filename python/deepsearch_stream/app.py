@@ -8,6 +8,7 @@ both answer every request alike.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -23,10 +24,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepsearch_stream import _core
 from deepsearch_stream._access import AccessMiddleware
+from deepsearch_stream._serve import strip_access_log_queries
 from deepsearch_stream._stream_routes import (
     Handler,
     StreamRoutes,
@@ -34,6 +36,7 @@ from deepsearch_stream._stream_routes import (
     header,
     not_allowed_body,
     read_capped,
+    send_json,
 )
 from deepsearch_stream.deepsearch import DeepSearch
 from deepsearch_stream.response import EventStreamResponse
@@ -83,6 +86,11 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     # None: no CORS headers; "*" or comma-separated origins.
     cors_origins: str | None = None
+    # The connection layer (`deepsearch-stream serve`; the app itself reads only
+    # body_timeout): seconds for a request head and for a body, open connections at most.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 4096
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -112,6 +120,9 @@ class Settings:
                 _env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", str(16 << 20)) or 0
             ),
             redis_url=_env("DEEPSEARCH_REDIS_URL"),
+            header_timeout=float(_env("DEEPSEARCH_HEADER_TIMEOUT", "10") or 10),
+            body_timeout=float(_env("DEEPSEARCH_BODY_TIMEOUT", "30") or 30),
+            max_connections=int(_env("DEEPSEARCH_MAX_CONNECTIONS", "4096") or 4096),
         )
 
 
@@ -132,6 +143,11 @@ class DeepSearchBody(BaseModel):
         default="all", description='"all", "intermediate", "final"; also streamMode'
     )
     search_engines: list[str] = Field(default_factory=list, description="also searchEngines")
+    locale: str | None = Field(
+        default=None,
+        description='"en" or "zh" (region suffixes accepted): this search\'s status lines; '
+        "default: the server's --locale",
+    )
 
 
 _ERROR_SCHEMA = {
@@ -284,6 +300,21 @@ def _json_error(status: int, body: bytes, headers: Mapping[str, str] | None = No
     return Response(body, status_code=status, headers={"content-type": JSON, **(headers or {})})
 
 
+class RawPath:
+    """Routes on the path as it was sent, not percent-decoded, as the axum server does:
+    ``/%64eepsearch`` is no route (one path, one spelling, whatever a proxy in front
+    decodes or not)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if raw is not None and b"%" in raw:
+            scope = {**scope, "path": raw.decode("latin-1")}
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (default: ``Settings.from_env()``)."""
     settings = settings or Settings.from_env()
@@ -321,14 +352,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     access = _core.Access(api_key=settings.api_key, cors_origins=settings.cors_origins)
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
     app.state.service = service
+    app.state.settings = settings
+    strip_access_log_queries()
     app.state.search = search
+
+    async def _body(scope: Scope, receive: Receive) -> bytes | None:
+        """The body, up to the limit; None when it takes over ``body_timeout``."""
+        limit = service.max_body_bytes
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            # Refused without waiting for it (it may never come): the core refuses this
+            # as any oversized body, with the same status, body and metrics.
+            return bytes(limit + 1)
+        try:
+            return await asyncio.wait_for(read_capped(receive, limit), settings.body_timeout)
+        except asyncio.TimeoutError:
+            return None
 
     def streaming(route: str) -> Handler:
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
             # A GET reads its request from the query string; either may resume a stream
             # (Last-Event-ID, or the last_event_id parameter): the core decides.
             get = scope["method"] in ("GET", "HEAD")
-            body = b"" if get else await read_capped(receive, service.max_body_bytes)
+            body = b"" if get else await _body(scope, receive)
+            if body is None:
+                await send_json(
+                    send,
+                    408,
+                    error_body(
+                        "body_timeout",
+                        f"the request body did not arrive within {settings.body_timeout:g} s",
+                    ),
+                    # What is left of the body is still on the connection.
+                    {"connection": "close"},
+                )
+                return
             status, headers, payload = await service.start(
                 route,
                 header(scope, b"content-type"),
@@ -369,12 +427,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it is the outer one: the key and CORS apply to the streaming routes too.
     if access.enabled:
         app.add_middleware(AccessMiddleware, access=access)
+    # Outermost: every route is matched on the path as sent.
+    app.add_middleware(RawPath)
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> Response:
         return Response(b'{"status": "ok"}', headers={"content-type": JSON})
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.api_route("/metrics", methods=["GET", "HEAD"], response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(
             _core.metrics_text().encode(),
@@ -383,7 +443,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     page = resources.files("deepsearch_stream").joinpath("static/index.html")
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index() -> Response:
         return Response(page.read_bytes(), headers={"content-type": "text/html; charset=utf-8"})
 

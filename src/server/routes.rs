@@ -147,9 +147,13 @@ async fn parse(
         Some(body) => {
             let limit = service.limits().max_body_bytes;
             let declared = header_text(headers, CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
-            let body = read_body(body, limit, declared).await.inspect_err(|e| {
-                metrics::global().request(route.path(), e.status, Duration::ZERO);
-            })?;
+            let wait = app.connection_limits().body_timeout;
+            let body = tokio::time::timeout(wait, read_body(body, limit, declared))
+                .await
+                .unwrap_or_else(|_| Err(ApiError::body_timeout(wait)))
+                .inspect_err(|e| {
+                    metrics::global().request(route.path(), e.status, Duration::ZERO);
+                })?;
             let content_type = header_text(headers, CONTENT_TYPE);
             service.parse(route, content_type.as_deref(), &body)?
         }
