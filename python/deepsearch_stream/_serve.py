@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -97,6 +98,10 @@ MAX_HEADERS = 100
 MAX_HEAD_BYTES = 64 * 1024
 
 
+_FOLDED = re.compile(rb"\n[ \t]")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _header(event: h11.Request, name: bytes) -> bool:
     return any(key == name for key, _ in event.headers)
 
@@ -108,6 +113,14 @@ class _Connection(h11.Connection):
     close_after_response = False
     # Status of the answer to a request that could not be read.
     error_status = 400
+    # The bytes of the request head being read (while idle), to find line folding in:
+    # h11 joins folded lines, so the parsed head no longer shows it.
+    _head = b""
+
+    def receive_data(self, data: bytes) -> None:
+        if self.their_state is h11.IDLE and len(self._head) <= MAX_HEAD_BYTES:
+            self._head += data
+        super().receive_data(data)
 
     def next_event(self) -> Any:
         try:
@@ -120,10 +133,17 @@ class _Connection(h11.Connection):
         return event
 
     def _checked(self, event: h11.Request) -> h11.Request:
+        head, self._head = self._head.split(b"\r\n\r\n", 1)[0], b""
+        if _FOLDED.search(head):
+            # Obsolete line folding (RFC 9112 §5.2): refused, as hyper does.
+            raise h11.RemoteProtocolError("obsolete line folding in the request head")
         if event.http_version not in (b"1.0", b"1.1"):
             raise h11.RemoteProtocolError("unsupported HTTP version")
         if len(event.headers) > MAX_HEADERS:
             raise h11.RemoteProtocolError("too many headers", error_status_hint=431)
+        if any(_CONTROL.search(value) for _, value in event.headers):
+            # RFC 9110 §5.5: no control bytes but HTAB in a field value (h11 lets them by).
+            raise h11.RemoteProtocolError("a control byte in a header value")
         if _header(event, b"transfer-encoding"):
             if event.http_version == b"1.0":
                 raise h11.RemoteProtocolError("Transfer-Encoding on an HTTP/1.0 request")
