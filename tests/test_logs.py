@@ -19,7 +19,7 @@ SECRET = "my-private-medical-question"
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_query_string_is_never_logged(backend: str, corpus: Path, tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
-    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--log-level", "info"]
+    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path)]
     with log.open("wb") as out, running(backend, args, stderr=out) as server:
         r = httpx.get(
             f"{server.url}/deepsearch",

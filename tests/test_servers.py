@@ -101,7 +101,9 @@ def exchange(base: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]
     r = httpx.request(method, base + path, timeout=30, **kwargs)
     headers = {k: r.headers.get(k) for k in CONTRACT_HEADERS}
     out: dict[str, Any] = {"status": r.status_code, "headers": headers}
-    if (r.headers.get("content-type") or "").startswith("text/event-stream"):
+    if method == "HEAD":
+        out["text"] = r.text
+    elif (r.headers.get("content-type") or "").startswith("text/event-stream"):
         out["events"] = [e for e in events(r.content) if e[1] != "heartbeat"]
     elif (r.headers.get("content-type") or "").startswith("application/json"):
         body = json.loads(r.content)
