@@ -21,6 +21,17 @@ def _env(name: str, default: Any = None) -> Any:
     return value if value else default
 
 
+def _positive(raw: str) -> float:
+    """Seconds above 0 (the axum server refuses 0 and below alike)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {raw!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepsearch-stream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,14 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--header-timeout",
-        type=float,
+        type=_positive,
         default=float(_env("DEEPSEARCH_HEADER_TIMEOUT", 10.0)),
         help="seconds a request head may take to arrive (from its first byte), and an idle "
         "keep-alive connection may stay open; then the connection is closed",
     )
     serve.add_argument(
         "--body-timeout",
-        type=float,
+        type=_positive,
         default=float(_env("DEEPSEARCH_BODY_TIMEOUT", 30.0)),
         help="seconds a request body may take to arrive; then 408 and the connection is closed",
     )
