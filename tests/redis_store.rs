@@ -381,6 +381,30 @@ async fn an_unreachable_redis_is_a_clear_error_at_start() {
     assert!(matches!(bad, RedisStoreError::InvalidUrl { .. }), "{bad:?}");
 }
 
+#[tokio::test]
+async fn a_redis_password_is_never_in_an_error_however_the_url_is_written() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("redis://127.0.0.1:{port}/0?pass=s3cr3t"),
+        format!("redis://127.0.0.1:{port}/0?db=0&password=s3cr3t"),
+        format!("redis+unix:///tmp/none-{port}.sock?pass=s3cr3t"),
+        format!("redis://u:s3cr3t@127.0.0.1:{port}:7/0"),
+        "redis//:s3cr3t@127.0.0.1/0".to_string(),
+        "redis://:s3cr3t@[::1/0".to_string(),
+    ] {
+        let e = RedisStore::connect(&url, config(), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        let message = e.to_string();
+        assert!(!message.contains("s3cr3t"), "{url}: {message}");
+        assert!(!format!("{e:?}").contains("s3cr3t"), "{url}: {e:?}");
+    }
+}
+
 /// Holds every client's commands for `ms` (`CLIENT PAUSE`): to the stores, Redis is away.
 fn pause(redis: &Redis, ms: u64) {
     use std::io::{Read, Write};

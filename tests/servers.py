@@ -5,6 +5,7 @@ binary (``deepsearch-server``), with the same flags."""
 from __future__ import annotations
 
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("fastapi", "axum")
@@ -77,16 +79,29 @@ class Server:
 
 @contextmanager
 def running(
-    backend: str, args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 60.0
+    backend: str,
+    args: Sequence[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    stderr: IO[bytes] | None = None,
+    fd_limit: int | None = None,
 ) -> Iterator[Server]:
-    """Starts a server on a free loopback port; yields once it says it is listening."""
+    """Starts a server on a free loopback port; yields once it says it is listening.
+    Its log goes to ``stderr`` (default: this process's); ``fd_limit`` caps its file
+    descriptors."""
     full_env = {**os.environ, **(env or {})}
+
+    def limit_fds() -> None:
+        if fd_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
     proc = subprocess.Popen(
         command(backend, ["--host", "127.0.0.1", "--port", "0", *args]),
         stdout=subprocess.PIPE,
-        stderr=None,
+        stderr=stderr,
         env=full_env,
         cwd=ROOT,
+        preexec_fn=limit_fds,
     )
     assert proc.stdout is not None
     selector = selectors.DefaultSelector()

@@ -91,7 +91,9 @@ def exchange(base: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]
     r = httpx.request(method, base + path, timeout=30, **kwargs)
     headers = {k: r.headers.get(k) for k in CONTRACT_HEADERS}
     out: dict[str, Any] = {"status": r.status_code, "headers": headers}
-    if (r.headers.get("content-type") or "").startswith("text/event-stream"):
+    if method == "HEAD":
+        out["text"] = r.text
+    elif (r.headers.get("content-type") or "").startswith("text/event-stream"):
         out["events"] = [e for e in events(r.content) if e[1] != "heartbeat"]
     elif (r.headers.get("content-type") or "").startswith("application/json"):
         body = json.loads(r.content)
@@ -178,6 +180,18 @@ CASES: dict[str, dict[str, Any]] = {
         **post({"query": Q, "request_id": "x"}),
         "headers": {"last-event-id": "-1"},
     },
+    # The HTTP layer (issue 17, item 14): GET routes answer HEAD; paths are matched as
+    # sent, never percent-decoded. Heads only raw sockets can send: test_connections.py.
+    "head-healthz": {"method": "HEAD", "path": "/healthz"},
+    "head-metrics": {"method": "HEAD", "path": "/metrics"},
+    "head-page": {"method": "HEAD", "path": "/"},
+    "percent-encoded-path": {"method": "GET", "path": "/%64eepsearch?query=q"},
+    "percent-encoded-healthz": {"method": "GET", "path": "/%68ealthz"},
+    "put-healthz": {"method": "PUT", "path": "/healthz"},
+    "locale-zh": post({"query": Q, "request_id": "p-zh", "locale": "zh", "stream_mode": "all"}),
+    "locale-zh-get": {"method": "GET", "path": "/deepsearch?query=q&request_id=p-zhg&locale=zh-CN"},
+    "locale-unknown": post({"query": Q, "locale": "fr"}),
+    "locale-not-string": post({"query": Q, "locale": 1}),
     "bad-last-event-id-param": {
         "method": "GET",
         "path": "/deepsearch?query=q&request_id=x&last_event_id=1e3",
@@ -225,6 +239,18 @@ def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
     assert statuses["get"] == 200 and statuses["get-no-query"] == 422
     assert statuses["bad-last-event-id"] == 400 and statuses["bad-last-event-id-param"] == 400
     assert statuses["resume-unknown"] == 200
+    assert statuses["head-healthz"] == 200 and statuses["percent-encoded-path"] == 404
+    assert statuses["locale-zh"] == 200 and statuses["locale-unknown"] == 422
+
+
+def test_a_locale_per_request(pair: dict[str, Server]) -> None:
+    """The status lines of one search follow its own `locale`, not the server's."""
+    for server in pair.values():
+        zh = exchange(server.url, "POST", "/deepsearch", json={"query": Q, "locale": "zh"})
+        en = exchange(server.url, "POST", "/deepsearch", json={"query": Q})
+        first = {name: got["events"][0][1] for name, got in (("zh", zh), ("en", en))}
+        assert first["zh"] != first["en"]
+        assert any("\u4e00" <= c <= "\u9fff" for c in json.dumps(first["zh"], ensure_ascii=False))
 
 
 def test_metrics_have_the_same_names(pair: dict[str, Server]) -> None:

@@ -31,6 +31,11 @@ class DeepSearchBody(BaseModel):
         default="all", description='"all", "intermediate", "final"; also streamMode'
     )
     search_engines: list[str] = Field(default_factory=list, description="also searchEngines")
+    locale: str | None = Field(
+        default=None,
+        description='"en" or "zh" (region suffixes accepted): this search\'s status lines; '
+        "default: the server's --locale",
+    )
 
 
 _ERROR_SCHEMA = {

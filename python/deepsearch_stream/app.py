@@ -8,6 +8,7 @@ both answer every request alike.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -21,11 +22,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepsearch_stream import _core
 from deepsearch_stream._access import AccessMiddleware
 from deepsearch_stream._openapi import document_stream_routes
+from deepsearch_stream._serve import strip_access_log_queries
 from deepsearch_stream._stream_routes import (
     ClientGone,
     Handler,
@@ -34,6 +36,7 @@ from deepsearch_stream._stream_routes import (
     header,
     not_allowed_body,
     read_body,
+    send_json,
 )
 from deepsearch_stream.deepsearch import DeepSearch
 from deepsearch_stream.response import EventStreamResponse
@@ -83,6 +86,11 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     # None: no CORS headers; "*" or comma-separated origins.
     cors_origins: str | None = None
+    # The connection layer (`deepsearch-stream serve`; the app itself reads only
+    # body_timeout): seconds for a request head and for a body, open connections at most.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 4096
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -112,6 +120,9 @@ class Settings:
                 _env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", str(16 << 20)) or 0
             ),
             redis_url=_env("DEEPSEARCH_REDIS_URL"),
+            header_timeout=float(_env("DEEPSEARCH_HEADER_TIMEOUT", "10") or 10),
+            body_timeout=float(_env("DEEPSEARCH_BODY_TIMEOUT", "30") or 30),
+            max_connections=int(_env("DEEPSEARCH_MAX_CONNECTIONS", "4096") or 4096),
         )
 
 
@@ -123,6 +134,21 @@ def _error(
 
 def _json_error(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
     return Response(body, status_code=status, headers={"content-type": JSON, **(headers or {})})
+
+
+class RawPath:
+    """Routes on the path as it was sent, not percent-decoded, as the axum server does:
+    ``/%64eepsearch`` is no route (one path, one spelling, whatever a proxy in front
+    decodes or not)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if raw is not None and b"%" in raw:
+            scope = {**scope, "path": raw.decode("latin-1")}
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -162,6 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     access = _core.Access(api_key=settings.api_key, cors_origins=settings.cors_origins)
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
     app.state.service = service
+    app.state.settings = settings
+    strip_access_log_queries()
     app.state.search = search
 
     def streaming(route: str) -> Handler:
@@ -174,9 +202,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 declared = (header(scope, b"content-length") or "").strip()
                 length = int(declared) if declared.isascii() and declared.isdigit() else None
                 try:
-                    body = await read_body(receive, service.body_cap(length))
+                    body = await asyncio.wait_for(
+                        read_body(receive, service.body_cap(length)), settings.body_timeout
+                    )
                 except ClientGone:
                     return
+                except asyncio.TimeoutError:
+                    if length is not None and length > service.max_body_bytes:
+                        body = None  # known to be over the cap: the core's 413
+                    else:
+                        await send_json(
+                            send,
+                            408,
+                            error_body(
+                                "body_timeout",
+                                "the request body did not arrive within "
+                                f"{settings.body_timeout:g} s",
+                            ),
+                            # What is left of the body is still on the connection.
+                            {"connection": "close"},
+                        )
+                        return
             status, headers, payload = await service.start(
                 route,
                 header(scope, b"content-type"),
@@ -208,12 +254,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it is the outer one: the key and CORS apply to the streaming routes too.
     if access.enabled:
         app.add_middleware(AccessMiddleware, access=access)
+    # Outermost: every route is matched on the path as sent.
+    app.add_middleware(RawPath)
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> Response:
         return Response(b'{"status": "ok"}', headers={"content-type": JSON})
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.api_route("/metrics", methods=["GET", "HEAD"], response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(
             _core.metrics_text().encode(),
@@ -222,7 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     page = resources.files("deepsearch_stream").joinpath("static/index.html")
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index() -> Response:
         return Response(page.read_bytes(), headers={"content-type": "text/html; charset=utf-8"})
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +19,17 @@ __all__ = ["main"]
 def _env(name: str, default: Any = None) -> Any:
     value = os.environ.get(name, "").strip()
     return value if value else default
+
+
+def _positive(raw: str) -> float:
+    """Seconds above 0 (the axum server refuses 0 and below alike)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {raw!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +99,26 @@ def _parser() -> argparse.ArgumentParser:
         help="keep replay logs in Redis Streams at this URL (redis://host:port/db), shared by "
         "every instance; none: in memory. The server does not start when Redis does not answer",
     )
+    serve.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=float(_env("DEEPSEARCH_HEADER_TIMEOUT", 10.0)),
+        help="seconds a request head may take to arrive (from its first byte), and an idle "
+        "keep-alive connection may stay open; then the connection is closed",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=_positive,
+        default=float(_env("DEEPSEARCH_BODY_TIMEOUT", 30.0)),
+        help="seconds a request body may take to arrive; then 408 and the connection is closed",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=int(_env("DEEPSEARCH_MAX_CONNECTIONS", 4096)),
+        help="open connections at most (keep it under the file descriptor limit); past it, "
+        "a new connection gets 503 and is closed",
+    )
     serve.add_argument("--log-level", default=_env("DEEPSEARCH_LOG_LEVEL", "info"))
     serve.add_argument(
         "--bench-routes",
@@ -134,24 +164,14 @@ def _settings(args: argparse.Namespace) -> Any:
         bench_routes=args.bench_routes,
         api_key=args.api_key,
         cors_origins=args.cors_origins,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
 
 
-def _server_class(base: Any, service: Any) -> Any:
-    """uvicorn's Server, ending each open stream properly before it shuts down."""
-
-    def handle_exit(self: Any, sig: int, frame: Any) -> None:
-        # Before uvicorn stops waiting on open responses: each stream gets its
-        # `shutdown` error and [DONE], so clients know why it ended.
-        service.shutdown()
-        base.handle_exit(self, sig, frame)
-
-    return type("Server", (base,), {"handle_exit": handle_exit})
-
-
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from deepsearch_stream._serve import run
     from deepsearch_stream.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
@@ -162,18 +182,7 @@ def serve(args: argparse.Namespace) -> int:
     except _core.ConfigError as e:
         print(f"deepsearch-stream: {e}", file=sys.stderr)
         return 2
-    service = app.state.service
-
-    sock = socket.create_server((args.host, args.port))
-    host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        app,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=int(args.shutdown_timeout) or None,
-    )
-    server = _server_class(uvicorn.Server, service)(config)
-    print(f"deepsearch-stream listening on http://{host}:{port}", flush=True)
-    server.run(sockets=[sock])
+    run(app, args.host, args.port, log_level=args.log_level, shutdown_timeout=args.shutdown_timeout)
     return 0
 
 

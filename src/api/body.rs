@@ -19,6 +19,8 @@ pub enum RequestBody {
     TooLarge,
     /// The body could not be read: why (400).
     Unreadable(String),
+    /// The body did not arrive within this `--body-timeout` (408).
+    TimedOut(std::time::Duration),
 }
 
 /// Whether to keep a chunk of the body, and whether to read on.
@@ -87,11 +89,37 @@ impl BodyCap {
             RequestBody::Read(kept)
         }
     }
+
+    /// What was read when the body did not arrive within `wait`: a body already known to
+    /// be over the cap (by its `Content-Length` or what came of it) is still the 413.
+    pub fn timed_out(&self, wait: std::time::Duration) -> RequestBody {
+        let over = self.seen > self.limit || self.declared.is_some_and(|d| d > self.limit);
+        if over {
+            RequestBody::TooLarge
+        } else {
+            RequestBody::TimedOut(wait)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_stalls_is_the_timeout_unless_known_too_large() {
+        let wait = std::time::Duration::from_secs(2);
+        let mut cap = BodyCap::new(4, Some(3));
+        cap.step(1);
+        assert_eq!(cap.timed_out(wait), RequestBody::TimedOut(wait));
+        assert_eq!(
+            BodyCap::new(4, Some(5)).timed_out(wait),
+            RequestBody::TooLarge
+        );
+        let mut cap = BodyCap::new(4, None);
+        cap.step(5);
+        assert_eq!(cap.timed_out(wait), RequestBody::TooLarge);
+    }
 
     #[test]
     fn within_the_cap_everything_is_kept() {

@@ -45,6 +45,10 @@ error_codes! {
     BadRequest => "bad_request",
     /// The body is larger than `--max-body-bytes` (413).
     BodyTooLarge => "body_too_large",
+    /// The body did not arrive within `--body-timeout` (408).
+    BodyTimeout => "body_timeout",
+    /// The server holds `--max-connections` connections (503, `Retry-After`).
+    TooManyConnections => "too_many_connections",
     /// The content type is not JSON (415).
     UnsupportedMediaType => "unsupported_media_type",
     /// `Last-Event-ID` is not an id this server sends (400).
@@ -150,6 +154,33 @@ impl ApiError {
         )
     }
 
+    /// 408 `body_timeout`: the body did not arrive within `limit`.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            408,
+            ErrorCode::BodyTimeout,
+            None,
+            // `{}` of an f64 reads as Python's `:g` for the values a flag takes (30, 0.5).
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
+    /// 503 `too_many_connections`, to a connection past the cap, before its request is read.
+    pub fn too_many_connections(max: usize) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                503,
+                ErrorCode::TooManyConnections,
+                None,
+                format!("the server holds its maximum of {max} connections; retry later"),
+            )
+        }
+    }
+
     /// 422 `invalid_request`.
     pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
         Self::new(422, ErrorCode::InvalidRequest, field, message)
@@ -179,8 +210,8 @@ impl ApiError {
         out
     }
 
-    /// Headers beyond the content type: `Retry-After`, and the `WWW-Authenticate`
-    /// challenge every 401 must carry.
+    /// Headers beyond the content type: `Retry-After`, the `WWW-Authenticate`
+    /// challenge every 401 must carry, `Connection: close` on a 408.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = Vec::new();
         if let Some(s) = self.retry_after {
@@ -188,6 +219,10 @@ impl ApiError {
         }
         if self.status == 401 {
             headers.push(("www-authenticate", "Bearer".to_string()));
+        }
+        if self.status == 408 {
+            // What is left of the body is still on the connection.
+            headers.push(("connection", "close".to_string()));
         }
         headers
     }

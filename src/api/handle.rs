@@ -144,6 +144,11 @@ impl Service {
                     count_refusal(route, e.status);
                     return Err(e);
                 }
+                RequestBody::TimedOut(wait) => {
+                    let e = ApiError::body_timeout(wait);
+                    count_refusal(route, e.status);
+                    return Err(e);
+                }
                 RequestBody::Unreadable(why) => {
                     let e = ApiError::new(
                         400,

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::{ApiError, ErrorCode, Limits, Route};
-use crate::deepsearch::{Batching, Request, StreamMode, MAX_LOOP_RANGE};
+use crate::deepsearch::{Batching, Locale, Request, StreamMode, MAX_LOOP_RANGE};
 
 /// Longest `request_id` accepted: it ends up in logs, SSE ids and storage keys.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -202,7 +202,21 @@ pub fn parse_request(
         }
         Some(_) => return Err(invalid("search_engines", "must be a list of engine names")),
     }
-    let search = Request::new(query).max_loop(max_loop).mode(mode);
+    // Per request, as the status lines it names are: the server's `--locale` otherwise.
+    let locale = match obj.get("locale") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(tag)) => Some(Locale::parse(tag).map_err(ApiError::from)?),
+        Some(_) => {
+            return Err(invalid(
+                "locale",
+                "must be a string such as \"en\" or \"zh\"",
+            ))
+        }
+    };
+    let search = Request::new(query)
+        .max_loop(max_loop)
+        .mode(mode)
+        .locale(locale);
     search.validate().map_err(ApiError::from)?;
     if search.query.chars().count() > limits.max_query_chars {
         return Err(invalid(
@@ -264,6 +278,22 @@ mod tests {
         .unwrap();
         assert_eq!(g.search.mode.batching, Batching::Tokens(2));
         assert_eq!(g.request_id.len(), 32, "generated");
+    }
+
+    #[test]
+    fn a_locale_per_request() {
+        let r = parse(Route::DeepSearch, r#"{"query": "q", "locale": "zh-CN"}"#).unwrap();
+        assert_eq!(r.search.locale, Some(Locale::Zh));
+        let r = parse(Route::DeepSearch, r#"{"query": "q"}"#).unwrap();
+        assert_eq!(r.search.locale, None, "the server's");
+        assert_eq!(
+            field_of(r#"{"query": "q", "locale": "fr"}"#).as_deref(),
+            Some("locale")
+        );
+        assert_eq!(
+            field_of(r#"{"query": "q", "locale": 1}"#).as_deref(),
+            Some("locale")
+        );
     }
 
     #[test]

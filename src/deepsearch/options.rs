@@ -215,16 +215,25 @@ pub struct Request {
     /// Rounds at most, within [`MAX_LOOP_RANGE`].
     pub max_loop: usize,
     pub mode: StreamMode,
+    /// Language of this search's status lines; `None`: the server's
+    /// ([`Settings::locale`]).
+    pub locale: Option<Locale>,
 }
 
 impl Request {
-    /// A request with the defaults: 3 rounds, everything streamed.
+    /// A request with the defaults: 3 rounds, everything streamed, the server's locale.
     pub fn new(query: impl Into<String>) -> Self {
         Request {
             query: query.into(),
             max_loop: 3,
             mode: StreamMode::default(),
+            locale: None,
         }
+    }
+
+    pub fn locale(mut self, locale: Option<Locale>) -> Self {
+        self.locale = locale;
+        self
     }
 
     pub fn max_loop(mut self, max_loop: usize) -> Self {

@@ -40,7 +40,8 @@ impl DeepSearch {
     ) -> Result<FinalData, DeepSearchError> {
         req.validate()?;
         let started = Instant::now();
-        let texts = Texts(self.settings.locale);
+        let locale = req.locale.unwrap_or(self.settings.locale);
+        let texts = Texts(locale);
         let mut out = Filtered {
             sink,
             filter: req.mode.filter,
@@ -124,7 +125,7 @@ impl DeepSearch {
             &history.searched,
             &docs,
             self.settings.answer_sentences,
-            no_answer(self.settings.locale),
+            no_answer(locale),
         );
         let mut batcher = Batcher::new(req.mode.batching);
         let mut answer = String::new();

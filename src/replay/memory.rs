@@ -10,11 +10,12 @@
 //! 3. Beyond that, `append` waits (backpressure on the search) until a reader moves on,
 //!    a log ends or is evicted, or the search is abandoned.
 //!
-//! Expired logs are dropped lazily, on the next operation on the store: memory stays
-//! within the budget either way.
+//! Expired logs are dropped on a timer (one task per store while it holds ended logs,
+//! waking when the oldest is due), and on any operation on the store.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -37,6 +38,8 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes writers waiting for room.
     space: Notify,
+    /// Whether the expiry task runs (see [`Shared::expire_on_time`]).
+    expiring: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -191,6 +194,7 @@ impl MemoryStore {
                 config,
                 state: Mutex::new(State::default()),
                 space: Notify::new(),
+                expiring: AtomicBool::new(false),
             }),
         }
     }
@@ -268,6 +272,46 @@ impl Shared {
         let mut st = self.lock();
         st.purge(Instant::now(), self.config.ttl);
         st
+    }
+}
+
+impl Shared {
+    /// Starts the task that drops ended logs when their time is up, unless it runs. It
+    /// ends once no ended log is left (the next `finish` starts another), and with the
+    /// store: it holds it weakly.
+    fn expire_on_time(shared: &Arc<Shared>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // No timer without a runtime: expiry stays on the next operation.
+        };
+        if shared.expiring.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        runtime.spawn(expire(Arc::downgrade(shared)));
+    }
+}
+
+async fn expire(shared: Weak<Shared>) {
+    loop {
+        let due = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let ttl = shared.config.ttl;
+            let mut st = shared.lock();
+            st.purge(Instant::now(), ttl);
+            let due = st.ended.front().map(|(ended_at, _, _)| *ended_at + ttl);
+            if due.is_none() {
+                // Under the lock: a `finish` after this sees the flag down and restarts it.
+                shared.expiring.store(false, Ordering::Release);
+            }
+            drop(st);
+            shared.space.notify_waiters();
+            due
+        };
+        match due {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => return,
+        }
     }
 }
 
@@ -376,6 +420,7 @@ impl LogWriter for MemoryWriter {
             }
             // An ended log can be evicted: room for writers waiting.
             self.shared.space.notify_waiters();
+            Shared::expire_on_time(&self.shared);
             Ok(())
         }
         .boxed()

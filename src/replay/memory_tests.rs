@@ -271,3 +271,28 @@ async fn a_writer_dropped_before_the_end_ends_its_log_with_an_error() {
     assert!(text.contains(r#""code": "interrupted""#), "{text}");
     assert_eq!(reader.next().await, Ok(Entry::Done));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_ended_log_is_dropped_when_its_ttl_is_up_with_nothing_else_happening() {
+    let store = MemoryStore::new(ReplayConfig {
+        ttl: Duration::from_secs(2),
+        ..config()
+    });
+    let first = store.create("a").await.unwrap();
+    first.append(1, frame(1, 10)).await.unwrap();
+    first.finish(None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = store.create("b").await.unwrap();
+    second.finish(None).await.unwrap();
+    assert_eq!(store.len(), 2);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // `len` does not expire anything itself: the timer did.
+    assert_eq!(store.len(), 1, "the first log outlived its ttl");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!((store.len(), store.bytes()), (0, 0));
+    // And it starts again for a log ending later.
+    let third = store.create("c").await.unwrap();
+    third.finish(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(store.is_empty());
+}

@@ -99,15 +99,36 @@ pub enum RedisStoreError {
     Unreachable { url: String, reason: String },
 }
 
-/// The URL without a password, for messages.
+/// The URL without its credentials, for messages: the user-info (`user:pw@`) and any
+/// `pass` or `password` query parameter, however malformed the rest is.
 fn shown(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.rsplit_once('@') {
+        Some((before, host)) => match before.find("://") {
+            Some(i) => format!("{}***@{host}", &before[..i + 3]),
+            None => format!("***@{host}"),
         },
-        None => url.to_string(),
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| {
+                let key = param.split_once('=').map_or(param, |(k, _)| k);
+                if ["pass", "password"].contains(&key.to_ascii_lowercase().as_str()) {
+                    format!("{key}=***")
+                } else {
+                    param.to_string()
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ReplayError {

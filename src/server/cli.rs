@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::config::{ConfigError, ServerConfig};
+use super::config::{ConfigError, ConnectionLimits, ServerConfig};
 use crate::api::{Access, Limits};
 use crate::deepsearch::{Locale, Settings};
 use crate::http::Secret;
@@ -78,6 +78,17 @@ pub struct Args {
     /// Seconds to wait for open streams to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "DEEPSEARCH_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
+    /// Seconds a request head may take to arrive (from its first byte), and an idle
+    /// keep-alive connection may stay open; then the connection is closed.
+    #[arg(long, env = "DEEPSEARCH_HEADER_TIMEOUT", default_value = "10", value_parser = parse_positive_seconds)]
+    pub header_timeout: Duration,
+    /// Seconds a request body may take to arrive; then 408 and the connection is closed.
+    #[arg(long, env = "DEEPSEARCH_BODY_TIMEOUT", default_value = "30", value_parser = parse_positive_seconds)]
+    pub body_timeout: Duration,
+    /// Open connections at most (keep it under the file descriptor limit); past it, a new
+    /// connection gets 503 and is closed.
+    #[arg(long, env = "DEEPSEARCH_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
     /// Relay every search to this deepsearch service (its base URL) instead of running
     /// it here: a streaming proxy with this server's own ids, heartbeats and limits.
     #[arg(long, env = "DEEPSEARCH_UPSTREAM")]
@@ -128,6 +139,14 @@ fn parse_seconds(raw: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| format!("expected a number of seconds, at least 0, got {raw:?}"))
+}
+
+/// Seconds, more than 0.
+fn parse_positive_seconds(raw: &str) -> Result<Duration, String> {
+    parse_seconds(raw)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("expected a number of seconds above 0, got {raw:?}"))
 }
 
 /// `None` for zero: the flags use 0 for "off".
@@ -184,6 +203,11 @@ impl Args {
                 ..StreamConfig::default()
             },
             shutdown_timeout: self.shutdown_timeout,
+            connections: ConnectionLimits {
+                header_timeout: self.header_timeout,
+                body_timeout: self.body_timeout,
+                max_connections: self.max_connections,
+            },
             replay: ReplayConfig {
                 ttl: self.replay_ttl,
                 linger: self.resume_linger,
@@ -237,6 +261,16 @@ mod tests {
         assert_eq!(config.limits.max_streams, 7);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(config.replay, ReplayConfig::default());
+        assert_eq!(config.connections, ConnectionLimits::default());
+        let config = parse(&["--header-timeout", "0.5", "--max-connections", "3"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            config.connections.header_timeout,
+            Duration::from_millis(500)
+        );
+        assert_eq!(config.connections.max_connections, 3);
         let config = parse(&["--resume-linger", "0", "--replay-ttl", "2.5"])
             .unwrap()
             .into_config()
@@ -259,6 +293,7 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         assert!(parse(&["--heartbeat", "-1"]).is_err());
+        assert!(parse(&["--header-timeout", "0"]).is_err());
         assert!(parse(&["--locale", "fr"]).is_err());
         assert!(parse(&["--port", "70000"]).is_err());
         let upstream = parse(&["--upstream", "ftp://x"]).unwrap().into_config();

@@ -27,6 +27,28 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// What one connection may take, and how many may be open: the slowloris bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest wait for a request head, from its first byte (or, idle, from the end of
+    /// the previous response); then the connection is closed.
+    pub header_timeout: Duration,
+    /// Longest wait for a whole request body; then 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// Open connections at most; past it, a new one gets 503 and is closed.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
+}
+
 /// A server's whole configuration. `Debug` never shows API keys.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -45,6 +67,8 @@ pub struct ServerConfig {
     pub stream: StreamConfig,
     /// Longest wait, after a shutdown signal, for open connections to finish.
     pub shutdown_timeout: Duration,
+    /// Header and body timeouts, the connection cap.
+    pub connections: ConnectionLimits,
     /// Base URL of a deepsearch service every search is relayed to instead of run here.
     pub upstream: Option<String>,
     /// Replay logs for resuming streams: lifetime, linger, byte budgets.
@@ -75,6 +99,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             stream: StreamConfig::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            connections: ConnectionLimits::default(),
             upstream: None,
             replay: ReplayConfig::default(),
             redis_url: None,

@@ -22,6 +22,7 @@ mod access;
 mod bench;
 mod cli;
 mod config;
+mod conn;
 mod routes;
 mod shutdown;
 
@@ -37,7 +38,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use cli::Args;
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, ConnectionLimits, ServerConfig};
+pub use conn::{MAX_HEADERS, MAX_HEAD_BYTES};
 pub use routes::{error_response, stream_response, HTML_CONTENT_TYPE, INDEX_HTML};
 pub use shutdown::signal;
 
@@ -49,6 +51,7 @@ pub struct App {
     service: Service,
     bench: Option<Arc<bench::Producers>>,
     access: Arc<Access>,
+    connections: Arc<ConnectionLimits>,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             service,
             bench: None,
             access: Arc::default(),
+            connections: Arc::default(),
         }
     }
 
@@ -68,7 +72,9 @@ impl App {
         if config.bench_routes {
             app = app.with_bench_routes();
         }
-        Ok(app.with_access(config.access.clone()))
+        Ok(app
+            .with_access(config.access.clone())
+            .with_connection_limits(config.connections.clone()))
     }
 
     /// Adds the bench-only routes of `bench/CONTRACT.md`.
@@ -81,6 +87,17 @@ impl App {
     pub fn with_access(mut self, access: Access) -> Self {
         self.access = Arc::new(access);
         self
+    }
+
+    /// Serves each connection under `limits` (timeouts, the connection cap).
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.connections = Arc::new(limits);
+        self
+    }
+
+    /// The connection limits this app is served under.
+    pub fn connection_limits(&self) -> &ConnectionLimits {
+        &self.connections
     }
 
     fn bench_producers(&self) -> &bench::Producers {
@@ -107,17 +124,19 @@ impl App {
     /// The routes, with this app as their state, behind the access policy.
     pub fn router(&self) -> Router {
         let routes = self.routes();
-        if !self.access.enabled() {
-            return routes;
-        }
-        // Around the whole router rather than each route: a route's own method handling
-        // would add its `Allow` to the early answers (preflights, 401s).
-        Router::new()
-            .fallback_service(routes)
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&self.access),
-                access::gate,
-            ))
+        let routes = if self.access.enabled() {
+            // Around the whole router rather than each route: a route's own method
+            // handling would add its `Allow` to the early answers (preflights, 401s).
+            Router::new()
+                .fallback_service(routes)
+                .layer(middleware::from_fn_with_state(
+                    Arc::clone(&self.access),
+                    access::gate,
+                ))
+        } else {
+            routes
+        };
+        routes.layer(middleware::from_fn(conn::check_head))
     }
 
     fn routes(&self) -> Router {
@@ -165,7 +184,16 @@ impl App {
         F: Future<Output = ()> + Send + 'static,
     {
         let router = self.router();
-        shutdown::serve_until(listener, router, Arc::clone(self.streams()), stop, timeout).await
+        let limits = Arc::clone(&self.connections);
+        shutdown::serve_until(
+            listener,
+            router,
+            Arc::clone(self.streams()),
+            stop,
+            timeout,
+            &limits,
+        )
+        .await
     }
 }
 

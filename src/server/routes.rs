@@ -2,6 +2,7 @@
 //! the static page, and the JSON 404/405 answers.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -72,8 +73,13 @@ fn header_text(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName)
         .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
 }
 
-/// Reads the body by the [`BodyCap`] rule both faces share.
-async fn read_body(body: Body, mut cap: BodyCap) -> RequestBody {
+/// Reads the body by the [`BodyCap`] rule both faces share, within `wait`.
+async fn read_body(body: Body, mut cap: BodyCap, wait: Duration) -> RequestBody {
+    let read = tokio::time::timeout(wait, read_capped(body, &mut cap)).await;
+    read.unwrap_or_else(|_| cap.timed_out(wait))
+}
+
+async fn read_capped(body: Body, cap: &mut BodyCap) -> RequestBody {
     if !cap.worth_reading() {
         return RequestBody::TooLarge;
     }
@@ -136,6 +142,7 @@ async fn search(
             read_body(
                 body,
                 BodyCap::new(service.limits().max_body_bytes, declared),
+                app.connection_limits().body_timeout,
             )
             .await
         }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::config::ConnectionLimits;
+use super::conn::{self, Gate};
 use crate::api::OpenStreams;
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
@@ -53,12 +54,16 @@ pub async fn signal() {
 /// that one clones the router's route tables for every connection and wraps each in
 /// HTTP/2 detection, a third of what an idle stream costs (docs/BENCHMARKS.md). Here a
 /// connection shares the router (one `Arc`) and carries only hyper's own state.
+///
+/// Each connection is served under `limits` (header timeout, head size); past
+/// `limits.max_connections` open ones, a new connection gets a 503 and is closed.
 pub async fn serve_until<F>(
     listener: TcpListener,
     router: Router,
     streams: Arc<OpenStreams>,
     stop: F,
     timeout: Duration,
+    limits: &ConnectionLimits,
 ) -> io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
@@ -67,14 +72,16 @@ where
     // `drained` resolves once every connection task has dropped its `Receiver`.
     let (shutdown, shutdown_rx) = watch::channel(());
     let (drained, drained_rx) = watch::channel(());
-    let http = http1::Builder::new();
+    let http = conn::http1_builder(limits);
+    let gate = Gate::new(limits.max_connections);
+    let mut accept_log = AcceptLog::default();
     tokio::pin!(stop);
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
-                    accept_failed(&e).await;
+                    accept_failed(&e, &mut accept_log).await;
                     continue;
                 }
             },
@@ -82,6 +89,10 @@ where
         };
         // SSE frames are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
+        let Some(admitted) = gate.admit() else {
+            gate.refuse(tcp);
+            continue;
+        };
         let conn =
             http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()));
         let mut shutdown_rx = shutdown_rx.clone();
@@ -96,6 +107,7 @@ where
                 }
             }
             drop(drained_rx);
+            drop(admitted);
         });
     }
     drop(listener);
@@ -133,9 +145,10 @@ fn log_connection_end(result: Result<(), hyper::Error>) {
 }
 
 /// A failed `accept`: a connection reset before it was taken is the client's business;
-/// anything else (out of file descriptors, most often) is logged and retried after a
-/// pause, so the loop does not spin while the condition lasts.
-async fn accept_failed(e: &io::Error) {
+/// anything else (out of file descriptors, most often) is retried after a pause, so the
+/// loop does not spin while the condition lasts, and logged once per
+/// [`ACCEPT_LOG_INTERVAL`] with the count of failures since.
+async fn accept_failed(e: &io::Error, log: &mut AcceptLog) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
@@ -143,6 +156,21 @@ async fn accept_failed(e: &io::Error) {
     ) {
         return;
     }
-    tracing::error!(error = %e, "accept failed; retrying in 1 s");
+    log.failed += 1;
+    let now = tokio::time::Instant::now();
+    if log.last.is_none_or(|at| now - at >= ACCEPT_LOG_INTERVAL) {
+        tracing::error!(error = %e, failures = log.failed, "accept failed; retrying every second");
+        log.last = Some(now);
+        log.failed = 0;
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Seconds between two "accept failed" lines.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct AcceptLog {
+    last: Option<tokio::time::Instant>,
+    failed: u64,
 }
