@@ -235,16 +235,28 @@ mod tests {
     #[tokio::test]
     async fn bodies_are_read_up_to_the_limit() {
         let cap = |declared| BodyCap::new(4, declared);
-        let body = read_body(chunked(&[b"ab", b"cd"]), cap(None)).await;
+        let wait = Duration::from_secs(5);
+        let body = read_body(chunked(&[b"ab", b"cd"]), cap(None), wait).await;
         assert_eq!(body, RequestBody::Read(Bytes::from_static(b"abcd")));
-        let body = read_body(chunked(&[b"ab", b"cd", b"ef"]), cap(None)).await;
+        let body = read_body(chunked(&[b"ab", b"cd", b"ef"]), cap(None), wait).await;
         assert_eq!(body, RequestBody::TooLarge);
         // A declared length too big to drain is refused without reading.
         let huge = crate::api::DRAIN_MAX_BYTES + 1;
-        let body = read_body(chunked(&[b"x"]), cap(Some(huge))).await;
+        let body = read_body(chunked(&[b"x"]), cap(Some(huge)), wait).await;
         assert_eq!(body, RequestBody::TooLarge);
         // A declared length within the drain budget is read (and reported) as declared.
-        let body = read_body(chunked(&[b"abcdef"]), cap(Some(6))).await;
+        let body = read_body(chunked(&[b"abcdef"]), cap(Some(6)), wait).await;
+        assert_eq!(body, RequestBody::TooLarge);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_ends_at_the_timeout() {
+        let wait = Duration::from_secs(2);
+        let stalled = || Body::from_stream(futures::stream::pending::<Result<Bytes, Infallible>>());
+        let body = read_body(stalled(), BodyCap::new(4, Some(3)), wait).await;
+        assert_eq!(body, RequestBody::TimedOut(wait));
+        // Declared over the cap, within the drain budget: still the 413.
+        let body = read_body(stalled(), BodyCap::new(4, Some(5)), wait).await;
         assert_eq!(body, RequestBody::TooLarge);
     }
 }
