@@ -12,7 +12,7 @@ _INSTALL = {
     "pydantic": "pip install 'deepsearch-stream'",
     "uvicorn": "pip install 'deepsearch-stream'",
     "pytest": "pip install 'deepsearch-stream[testing]'",
-    "httpx": "pip install 'deepsearch-stream[testing]'",
+    "httpx2": "pip install 'deepsearch-stream[testing]'",
 }
 
 
