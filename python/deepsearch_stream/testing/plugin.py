@@ -6,8 +6,9 @@ stand-ins for a model and a search engine, as fixtures.
 - ``searxng_server``: a ``SearxngServer``, SearXNG's JSON API with the hits you add
   (``.url`` is the ``SEARXNG_URL``).
 
-Both listen on a free loopback port for one test, and need nothing but the standard
-library, so loading the plugin costs a pytest run nothing.
+Both listen on a free loopback port for one test. They are built on the standard
+library's HTTP server: loading the plugin imports this package and nothing else, and
+a test that asks for neither fixture starts no server.
 """
 
 from __future__ import annotations
