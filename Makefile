@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup develop run demo server-bin test test-rust test-python lint core-deps eval bench bench-quick bench-deps fuzz fuzz-cmin fuzz-tools clean
+.PHONY: help setup install develop run demo server-bin test test-rust test-python wheel-test lint core-deps eval bench bench-quick bench-deps fuzz fuzz-cmin fuzz-tools clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,13 +21,16 @@ $(VENV)/.ready: pyproject.toml
 
 setup: $(VENV)/.ready ## Create .venv with maturin
 
-develop: setup ## Build the extension (release) into .venv with the test extras
-	$(VENV)/bin/maturin develop --release -q -E test
+install: setup ## Build the extension (release) into .venv with its runtime dependencies only
+	$(VENV)/bin/maturin develop --release -q
 
-run: develop ## The main job: the FastAPI service, offline, on http://127.0.0.1:8000/
+develop: setup ## Build the extension (release) into .venv with the test extras
+	$(VENV)/bin/maturin develop --release -q -E test,testing
+
+run: install ## The main job: the FastAPI service, offline, on http://127.0.0.1:8000/
 	$(VPY) -m deepsearch_stream serve --host 127.0.0.1 --port 8000
 
-demo: develop ## One streamed DeepSearch printed in the terminal
+demo: install ## One streamed DeepSearch printed in the terminal
 	$(VPY) examples/deepsearch_demo.py "How do I run a subprocess and capture its output?"
 
 server-bin: ## The axum server binary (target/release/deepsearch-server)
@@ -41,6 +44,11 @@ test-rust: ## cargo test (core, no Python)
 
 test-python: develop server-bin ## pytest against the built extension and both servers
 	$(VPY) -m pytest
+
+# The built wheel in a fresh venv outside the tree: abi3 tag, the seed's endpoint, the
+# README's testing example, `search` on the default corpus, `serve` answering /healthz.
+wheel-test: setup ## Build the wheel and try it installed outside the checkout (CI runs this)
+	.ci/wheel-test
 
 lint: develop core-deps ## rustfmt, clippy, rustdoc, ruff, mypy --strict
 	cargo fmt --all -- --check

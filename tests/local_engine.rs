@@ -263,6 +263,26 @@ fn cache_is_reused_until_the_corpus_changes() {
 }
 
 #[test]
+fn a_rebuild_reports_progress_per_file_and_a_reuse_none() {
+    let corpus = Corpus::new();
+    let mut calls = Vec::new();
+    let built = LocalEngine::open_with_progress(&corpus.root, &corpus.cache, &mut |done, total| {
+        calls.push((done, total))
+    })
+    .unwrap();
+    // rust.md, tea.txt, volcano.HTML, marked.md, sub/dir/deep.md: not hidden, not .rs.
+    assert_eq!(built.num_files(), 5);
+    assert_eq!(calls, (0..=5).map(|n| (n, 5)).collect::<Vec<_>>());
+    drop(built);
+    let mut again = 0;
+    let reused =
+        LocalEngine::open_with_progress(&corpus.root, &corpus.cache, &mut |_, _| again += 1)
+            .unwrap();
+    assert!(!reused.was_rebuilt());
+    assert_eq!((reused.num_files(), again), (5, 0));
+}
+
+#[test]
 fn corrupt_cache_is_rebuilt_and_corpora_do_not_collide() {
     let corpus = Corpus::new();
     let first = corpus.open();

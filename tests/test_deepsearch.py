@@ -27,7 +27,7 @@ from deepsearch_stream import (
     SearchEngineError,
 )
 from deepsearch_stream.deepsearch import _messages
-from providers import LocalServer, OpenAIHandler
+from deepsearch_stream.testing import LocalServer, OpenAIHandler
 from servers import HangingEngine
 
 

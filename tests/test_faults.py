@@ -24,7 +24,7 @@ import pytest
 from test_resume import ids_of
 from test_servers import events
 
-from providers import Handler, LocalServer, OpenAIHandler, searxng_results
+from deepsearch_stream.testing import Handler, LocalServer, OpenAIHandler, searxng_results
 from servers import BACKENDS, Server, running
 
 FAULT = re.compile(r"fault:([a-z0-9-]+)")

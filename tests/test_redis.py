@@ -26,7 +26,7 @@ import pytest
 from test_resume import Q, ids_of, read_some, same_search, whole_run
 from test_servers import events, metric, read_across
 
-from providers import Handler, LocalServer, searxng_results
+from deepsearch_stream.testing import Handler, LocalServer, searxng_results
 from servers import BACKENDS, HangingEngine, Server, command, running
 
 

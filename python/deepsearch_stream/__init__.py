@@ -17,6 +17,7 @@ Starlette/FastAPI response.
 
 from deepsearch_stream._core import (
     ConfigError,
+    DecodeError,
     DeepSearchStreamError,
     EncodeError,
     EventStream,
@@ -33,6 +34,7 @@ from deepsearch_stream.deepsearch import DeepSearch
 
 __all__ = [
     "ConfigError",
+    "DecodeError",
     "DeepSearch",
     "DeepSearchStreamError",
     "EncodeError",

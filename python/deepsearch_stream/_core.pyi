@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension ``deepsearch_stream._core``."""
 
-from collections.abc import Awaitable, Coroutine, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal, final
 
@@ -19,6 +19,9 @@ class StreamTimeoutError(StreamClosedError):
 
 class EncodeError(DeepSearchStreamError):
     """A message could not be encoded."""
+
+class DecodeError(DeepSearchStreamError):
+    """An SSE stream broke the decoder's line or event size limit."""
 
 class ConfigError(DeepSearchStreamError):
     """An option is out of range or malformed."""
@@ -172,6 +175,49 @@ def proxy(
 
     Raises ``ConfigError`` for a bad URL, header or option, ``TypeError`` for a body of
     another type (or data ``json.dumps`` would refuse).
+    """
+
+@final
+class SseDecoder:
+    """The core's incremental ``text/event-stream`` decoder (WHATWG HTML § 9.2).
+
+    ``feed(chunk)`` takes bytes split anywhere and returns the events it completed, each
+    as ``(event, data, last_event_id)``: ``event`` is ``"message"`` unless the frame named
+    one, ``data`` its ``data`` lines joined with ``\n``, ``last_event_id`` the stream's
+    last id at dispatch (it persists over frames without an ``id``). Comments are not
+    events. A line over ``max_line_bytes`` or an event's data over ``max_event_bytes``
+    raises ``DecodeError``, and so does every later call. ``finish()`` ends the stream:
+    an incomplete event is discarded, the last id is kept (for ``Last-Event-ID``).
+    """
+
+    def __new__(
+        cls, *, max_line_bytes: int = 1048576, max_event_bytes: int = 8388608
+    ) -> SseDecoder: ...
+    def feed(self, chunk: bytes) -> list[tuple[str, str, str]]:
+        """The events completed by ``chunk``, in order."""
+    def finish(self) -> None:
+        """End of the stream: drop an incomplete event, keep the last id."""
+    @property
+    def last_event_id(self) -> str:
+        """The last event id dispatched; empty until one is set."""
+    @property
+    def retry(self) -> int | None:
+        """The last valid ``retry:`` value, in milliseconds."""
+
+def index_corpus(
+    corpus: str | PathLike[str],
+    cache_dir: str | PathLike[str] | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, Any]:
+    """Build (or reuse, when no file changed) the ``local`` engine's index of ``corpus``.
+
+    Returns ``{"corpus", "index_dir", "documents", "passages", "rebuilt"}``: the
+    canonical folder, the index in use, the files and passages indexed, and whether it
+    had to be built. ``cache_dir`` defaults to ``DEEPSEARCH_CACHE_DIR``, else
+    ``~/.cache/deepsearch-stream``. While building, ``progress(files_done, files_total)``
+    is called at most every 0.1 s and once at the end; an exception it raises stops
+    nothing but is raised afterwards. Blocks without holding the GIL. Raises
+    ``SearchEngineError`` for a folder that cannot be read.
     """
 
 @disjoint_base

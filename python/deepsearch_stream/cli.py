@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from deepsearch_stream import _cli_index, _cli_search, _deps
+
 __all__ = ["main"]
 
 
@@ -138,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
         help="origins allowed to call from a browser: comma-separated, or *; "
         "none: no CORS headers at all",
     )
+    _cli_search.register(sub)
+    _cli_index.register(sub)
     return parser
 
 
@@ -188,9 +192,10 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
-    return 2  # pragma: no cover - argparse rejects other commands
+    try:
+        return serve(args) if args.command == "serve" else int(args.run(args))
+    except ModuleNotFoundError as e:
+        return _deps.missing(e)
 
 
 if __name__ == "__main__":

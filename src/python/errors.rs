@@ -34,6 +34,12 @@ create_exception!(
 );
 create_exception!(
     deepsearch_stream,
+    DecodeError,
+    DeepSearchStreamError,
+    "An SSE stream broke the decoder's line or event size limit."
+);
+create_exception!(
+    deepsearch_stream,
     ConfigError,
     DeepSearchStreamError,
     "An option is out of range or malformed."

@@ -7,10 +7,12 @@
 mod access;
 mod deepsearch;
 mod errors;
+mod index;
 mod json;
 mod logging;
 mod proxy;
 mod service;
+mod sse;
 mod stream;
 mod synthetic;
 mod wake;
@@ -34,6 +36,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::Ready>()?;
     m.add_function(wrap_pyfunction!(synthetic::synthetic_stream, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::proxy, m)?)?;
+    m.add_class::<sse::PySseDecoder>()?;
+    m.add_function(wrap_pyfunction!(index::index_corpus, m)?)?;
     m.add(
         "DeepSearchStreamError",
         py.get_type::<errors::DeepSearchStreamError>(),
@@ -47,6 +51,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<errors::StreamTimeoutError>(),
     )?;
     m.add("EncodeError", py.get_type::<errors::EncodeError>())?;
+    m.add("DecodeError", py.get_type::<errors::DecodeError>())?;
     m.add("ConfigError", py.get_type::<errors::ConfigError>())?;
     m.add(
         "InvalidRequestError",

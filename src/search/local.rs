@@ -85,6 +85,7 @@ pub struct LocalEngine {
     corpus_dir: PathBuf,
     index_dir: PathBuf,
     rebuilt: bool,
+    files: usize,
     inner: Arc<Searchable>,
 }
 
@@ -109,6 +110,16 @@ impl LocalEngine {
         corpus_dir: impl AsRef<Path>,
         cache_dir: impl AsRef<Path>,
     ) -> Result<Self, SearchError> {
+        Self::open_with_progress(corpus_dir, cache_dir, &mut |_, _| {})
+    }
+
+    /// [`LocalEngine::open`], calling `progress(files_done, files_total)` after each
+    /// file a rebuild indexes (not at all when the cached index is reused).
+    pub fn open_with_progress(
+        corpus_dir: impl AsRef<Path>,
+        cache_dir: impl AsRef<Path>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, SearchError> {
         let corpus_dir = corpus_dir.as_ref();
         let root = corpus_dir
             .canonicalize()
@@ -129,6 +140,7 @@ impl LocalEngine {
                         corpus_dir: root,
                         index_dir,
                         rebuilt: false,
+                        files: files.len(),
                         inner: Arc::new(inner),
                     })
                 }
@@ -137,11 +149,12 @@ impl LocalEngine {
             }
         }
 
-        let (index_dir, inner) = rebuild(&slot, &manifest, &files)?;
+        let (index_dir, inner) = rebuild(&slot, &manifest, &files, progress)?;
         Ok(LocalEngine {
             corpus_dir: root,
             index_dir,
             rebuilt: true,
+            files: files.len(),
             inner: Arc::new(inner),
         })
     }
@@ -164,6 +177,11 @@ impl LocalEngine {
     /// Directory of the index generation in use; it changes on every rebuild.
     pub fn index_dir(&self) -> &Path {
         &self.index_dir
+    }
+
+    /// Number of corpus files found (unreadable ones are skipped when indexing).
+    pub fn num_files(&self) -> usize {
+        self.files
     }
 
     /// Number of indexed passages.
@@ -377,6 +395,7 @@ fn rebuild(
     slot: &Path,
     manifest: &str,
     files: &[SourceFile],
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(PathBuf, Searchable), SearchError> {
     let io_err = |what: &str, e: std::io::Error| SearchError::Index(format!("{what}: {e}"));
     let index_err = |e: tantivy::TantivyError| SearchError::Index(e.to_string());
@@ -394,7 +413,8 @@ fn rebuild(
         .map_err(index_err)?;
     let opts = SplitOptions::default();
     let mut passages = 0usize;
-    for file in files {
+    for (done, file) in files.iter().enumerate() {
+        progress(done, files.len());
         let loaded = match corpus::load(file, opts) {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -416,6 +436,7 @@ fn rebuild(
             passages += 1;
         }
     }
+    progress(files.len(), files.len());
     writer.commit().map_err(index_err)?;
     writer.wait_merging_threads().map_err(index_err)?;
     let searchable = Searchable::from_index(index).map_err(index_err)?;
