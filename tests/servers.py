@@ -121,13 +121,23 @@ def running(
                 if "listening on http://" in line:
                     url = line.rsplit(" ", 1)[-1].strip()
     server = Server(backend, url, proc)
+    # Keep reading what the server prints (uvicorn's access log goes to stdout): a full
+    # pipe would block the server mid-request.
+    drain = threading.Thread(target=_discard, args=(proc.stdout,), daemon=True)
+    drain.start()
     try:
         yield server
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        drain.join(10)
         proc.stdout.close()
+
+
+def _discard(stream: IO[bytes]) -> None:
+    while stream.read(65536):
+        pass
 
 
 class HangingEngine:
