@@ -1,7 +1,7 @@
 """Precision and recall of the citation check, on planted citations (bench/qa/citations.json).
 
 Each case is a small corpus searched by the local engine and a fake OpenAI-compatible
-model (tests/providers.py) that streams a fixed answer whose sentences cite sources by
+model (``deepsearch_stream.testing``) that streams a fixed answer whose sentences cite sources by
 title, some of them wrongly. The check's verdicts come from the ``final`` message's
 ``citations``. An unsupported verdict on a wrong citation is a true positive.
 """
@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import write_section
+
+from deepsearch_stream.testing import LocalServer, OpenAIHandler
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from common import write_section  # noqa: E402
-
-from providers import LocalServer, OpenAIHandler  # noqa: E402
 
 FIXTURES = ROOT / "bench" / "qa" / "citations.json"
 SOURCE_LINE = re.compile(r"^\[(\d+)\] (.+?) — ", re.MULTILINE)

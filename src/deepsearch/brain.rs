@@ -161,26 +161,39 @@ impl Brain {
                     }
                     out
                 };
+                // The state: the model's deltas, the filter (None once ended), the check,
+                // and a failure to report once the text held before it has gone out.
                 let pieces = stream::unfold(
-                    (deltas.boxed(), Some(filter), checked),
-                    |(mut deltas, mut filter, checked)| async move {
+                    (deltas.boxed(), Some(filter), checked, None),
+                    |(mut deltas, mut filter, checked, failed)| async move {
+                        if let Some(e) = failed {
+                            return Some((Err(e), (deltas, None, checked, None)));
+                        }
                         loop {
                             let f = filter.as_mut()?;
                             match deltas.next().await {
                                 Some(Ok(Delta::Content(text))) => {
                                     let out = checked(&f.push(&text), false);
                                     if !out.is_empty() {
-                                        return Some((Ok(out), (deltas, filter, checked)));
+                                        return Some((Ok(out), (deltas, filter, checked, None)));
                                     }
                                 }
                                 // Thinking and the finish reason are not part of the answer.
                                 Some(Ok(Delta::Reasoning(_) | Delta::Finish(_))) => {}
-                                Some(Err(e)) => return Some((Err(e), (deltas, None, checked))),
+                                Some(Err(e)) => {
+                                    // What the model wrote before failing is still sent
+                                    // (checked), then the failure.
+                                    let rest = checked(&f.finish(), true);
+                                    if rest.is_empty() {
+                                        return Some((Err(e), (deltas, None, checked, None)));
+                                    }
+                                    return Some((Ok(rest), (deltas, None, checked, Some(e))));
+                                }
                                 None => {
                                     let rest = checked(&f.finish(), true);
                                     filter = None;
                                     if !rest.is_empty() {
-                                        return Some((Ok(rest), (deltas, filter, checked)));
+                                        return Some((Ok(rest), (deltas, filter, checked, None)));
                                     }
                                 }
                             }

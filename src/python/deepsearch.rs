@@ -114,6 +114,19 @@ fn final_dict<'py>(py: Python<'py>, result: &FinalData) -> PyResult<Bound<'py, P
     dict.set_item("loops", result.loops)?;
     dict.set_item("queries", &result.queries)?;
     dict.set_item("elapsed_ms", result.elapsed_ms)?;
+    let citations = result
+        .citations
+        .iter()
+        .map(|c| {
+            let check = PyDict::new(py);
+            check.set_item("id", c.id)?;
+            check.set_item("supported", c.supported)?;
+            check.set_item("score", c.score)?;
+            check.set_item("moved_to", c.moved_to)?;
+            Ok(check)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    dict.set_item("citations", citations)?;
     Ok(dict)
 }
 
