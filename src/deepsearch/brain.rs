@@ -181,9 +181,9 @@ impl Brain {
                                 // Thinking and the finish reason are not part of the answer.
                                 Some(Ok(Delta::Reasoning(_) | Delta::Finish(_))) => {}
                                 Some(Err(e)) => {
-                                    // What the model wrote before failing is still sent
-                                    // (checked), then the failure.
-                                    let rest = checked(&f.finish(), true);
+                                    // The sentences the check still holds are sent, then
+                                    // the failure; a marker cut off by it stays unsent.
+                                    let rest = checked("", true);
                                     if rest.is_empty() {
                                         return Some((Err(e), (deltas, None, checked, None)));
                                     }
