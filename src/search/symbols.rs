@@ -14,6 +14,9 @@ const NOT_SYMBOLS: &[&str] = &[
     "its", "my", "of", "on", "or", "the", "to", "what", "when", "which", "why", "with", "you",
 ];
 
+/// Words between a name and its owner in "X in Y" phrasing, which means `Y.X`.
+const OWNER_LAST: &[&str] = &["in", "of", "from"];
+
 /// At most this many names per passage: a short file left whole can hold many
 /// headings, and the field should stay small.
 const MAX_SYMBOLS: usize = 64;
@@ -77,11 +80,13 @@ pub(crate) fn aliases(symbol: &str) -> Vec<String> {
 /// (`str.join`), then adjacent words joined by a dot (`asyncio queue` may mean
 /// `asyncio.queue`), then single words.
 pub(crate) fn query_symbols(query: &str) -> (Vec<String>, Vec<String>) {
-    let tokens: Vec<String> = query
+    let raw: Vec<String> = query
         .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
         .map(|t| t.trim_matches('.').to_lowercase())
-        .filter(|t| is_symbol(t) && !NOT_SYMBOLS.contains(&t.as_str()))
+        .filter(|t| !t.is_empty())
         .collect();
+    let named = |t: &String| is_symbol(t) && !NOT_SYMBOLS.contains(&t.as_str());
+    let tokens: Vec<String> = raw.iter().filter(|t| named(t)).cloned().collect();
     let mut dotted: Vec<String> = Vec::new();
     let mut words: Vec<String> = Vec::new();
     for t in &tokens {
@@ -98,6 +103,15 @@ pub(crate) fn query_symbols(query: &str) -> (Vec<String>, Vec<String>) {
         if !pair[0].contains('.') && !pair[1].contains('.') {
             let joined = format!("{}.{}", pair[0], pair[1]);
             if !dotted.contains(&joined) {
+                dotted.push(joined);
+            }
+        }
+    }
+    // "the timeout in asyncio", "join of str": English names the owner last.
+    for w in raw.windows(3) {
+        if OWNER_LAST.contains(&w[1].as_str()) && named(&w[0]) && named(&w[2]) {
+            let joined = format!("{}.{}", w[2], w[0]);
+            if !w[0].contains('.') && !dotted.contains(&joined) {
                 dotted.push(joined);
             }
         }
@@ -146,5 +160,16 @@ mod tests {
         let (dotted, words) = query_symbols("How do I make a bounded net queue?");
         assert_eq!(dotted, ["make.bounded", "bounded.net", "net.queue"]);
         assert_eq!(words, ["make", "bounded", "net", "queue"]);
+    }
+
+    #[test]
+    fn x_in_y_also_means_y_dot_x() {
+        let (dotted, _) = query_symbols("How do I set a deadline in netlib?");
+        assert_eq!(
+            dotted,
+            ["set.deadline", "deadline.netlib", "netlib.deadline"]
+        );
+        let (dotted, _) = query_symbols("What is the split of text.tools?");
+        assert_eq!(dotted, ["text.tools", "text.tools.split"]);
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::reasoner::rank_order;
+use super::synonyms::related;
 use super::text::{
     key_terms, named_symbols, split_sentences, term_key, term_keys, word_pieces, WordPieces,
 };
@@ -20,6 +21,9 @@ const K1: f64 = 1.2;
 const B: f64 = 0.75;
 /// Sub-query terms help rank but matter less than the user's own words.
 const SUB_QUERY_WEIGHT: f64 = 0.5;
+/// Weight of a synonym of a question term (synonyms::related): the question's
+/// own word stays the stronger match.
+const SYNONYM_WEIGHT: f64 = 0.7;
 /// Sentences scoring below this share of the best one are off-topic filler.
 const MIN_RELATIVE_SCORE: f64 = 0.25;
 /// MMR trade-off between relevance and novelty.
@@ -173,8 +177,14 @@ fn query_weights(query: &str, sub_queries: &[String]) -> BTreeMap<String, f64> {
             weights.insert(term_key(&t), SUB_QUERY_WEIGHT);
         }
     }
-    for t in key_terms(query) {
-        weights.insert(term_key(&t), 1.0);
+    let own: Vec<String> = key_terms(query).iter().map(|t| term_key(t)).collect();
+    for key in &own {
+        for other in related(key) {
+            weights.insert(other.to_string(), SYNONYM_WEIGHT);
+        }
+    }
+    for key in own {
+        weights.insert(key, 1.0);
     }
     weights
 }
@@ -507,6 +517,17 @@ mod tests {
             content: content.into(),
             score,
         }
+    }
+
+    #[test]
+    fn a_synonym_of_a_question_term_finds_the_sentence() {
+        let docs = [doc(
+            "gui — Options",
+            "A widget draws itself on the screen. A frozen widget keeps its size.",
+            1.0,
+        )];
+        let a = build_answer("How do I make a widget immutable?", &[], &docs, 1);
+        assert_eq!(a.text, "A frozen widget keeps its size. [1]");
     }
 
     #[test]

@@ -31,6 +31,7 @@
 pub mod answer;
 pub mod planner;
 pub mod reasoner;
+pub mod synonyms;
 pub mod text;
 
 pub use answer::{build_answer, Answer, NO_ANSWER};
