@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::offline::text::term_keys;
+use super::offline::text::{document_terms, term_keys};
 use crate::search::Document;
 
 /// Share of a sentence's key terms its source must hold to support it. Lexical: a
@@ -61,15 +61,7 @@ pub struct CitationChecker {
 impl CitationChecker {
     /// A checker for an answer over `docs`, numbered from 1.
     pub fn new(docs: Vec<Document>) -> Self {
-        let docs = docs
-            .iter()
-            .map(|d| {
-                term_keys(&d.title)
-                    .into_iter()
-                    .chain(term_keys(d.text()))
-                    .collect()
-            })
-            .collect();
+        let docs = docs.iter().map(document_terms).collect();
         Self {
             docs,
             held: String::new(),

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::reasoner::rank_order;
 use super::synonyms::related;
 use super::text::{
-    key_terms, named_symbols, split_sentences, term_key, term_keys, word_pieces, WordPieces,
+    document_terms, key_terms, named_symbols, split_sentences, term_key, term_keys, word_pieces,
+    WordPieces,
 };
 use crate::search::Document;
 
@@ -305,15 +306,7 @@ fn score_sentences<'a>(
     }
     let n_docs = docs.len() as f64;
     let mut df: HashMap<&str, usize> = HashMap::new();
-    let doc_terms: Vec<HashSet<String>> = docs
-        .iter()
-        .map(|d| {
-            term_keys(&d.title)
-                .into_iter()
-                .chain(term_keys(d.text()))
-                .collect()
-        })
-        .collect();
+    let doc_terms: Vec<HashSet<String>> = docs.iter().map(document_terms).collect();
     for terms in &doc_terms {
         for t in weights.keys() {
             if terms.contains(t) {

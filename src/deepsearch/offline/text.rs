@@ -240,6 +240,15 @@ pub fn term_keys(text: &str) -> Vec<String> {
     tokenize(text).iter().map(|t| term_key(t)).collect()
 }
 
+/// The [`term_keys`] of a document's title and text: what a question or a cited claim
+/// is matched against.
+pub fn document_terms(doc: &crate::search::Document) -> HashSet<String> {
+    term_keys(&doc.title)
+        .into_iter()
+        .chain(term_keys(doc.text()))
+        .collect()
+}
+
 /// The terms of a query that name its topic, in query order, without
 /// duplicates (by [`term_key`]) and without question framing words such as
 /// "difference" or "explain".
