@@ -90,6 +90,20 @@ async def test_search_returns_the_final_result(ds: DeepSearch) -> None:
     assert result["sources"][0]["url"].startswith("https://tea.example/green")
 
 
+async def test_search_gives_the_data_of_the_streamed_final(ds: DeepSearch) -> None:
+    # search() builds its dict directly, beside the serde shape the stream sends: they
+    # must not drift apart (a new field of FinalData must reach both).
+    result = await ds.search("How long to steep green tea?", request_id="same-1")
+    streamed = [
+        json.loads(chunk)
+        async for chunk in ds.run(query="How long to steep green tea?", request_id="same-1")
+    ]
+    final = next(m["data"] for m in streamed if m["type"] == "final")
+    result.pop("elapsed_ms")
+    final.pop("elapsed_ms")
+    assert result == final
+
+
 class SearchBody(BaseModel):
     query: str
     request_id: str
