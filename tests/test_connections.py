@@ -9,6 +9,7 @@ import json
 import socket
 import statistics
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,11 @@ def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(
         got[backend] = body
     assert got["fastapi"] == got["axum"]
     assert json.loads(got["axum"])["error"]["code"] == "body_timeout"
+    # Counted as any refusal, on both faces (the core answers it).
+    for backend, server in pair.items():
+        with urllib.request.urlopen(server.url + "/metrics", timeout=5) as res:
+            text = res.read().decode()
+        assert 'deepsearch_requests_total{route="/deepsearch",status="408"}' in text, backend
 
 
 @pytest.mark.parametrize("length", [2_000_000, 2**63 - 1])

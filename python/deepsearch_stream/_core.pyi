@@ -367,9 +367,11 @@ class Service:
         method: Literal["GET", "HEAD", "POST"] | str = "POST",
         query: str | None = None,
         last_event_id: str | None = None,
+        body_timeout: float | None = None,
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
         """Answer one request of a search route: ``(status, headers, body)``. ``body`` is
-        ignored for ``GET``/``HEAD``; ``None`` means it was over the cap (413). Parsing,
+        ignored for ``GET``/``HEAD``; ``None`` means it was over the cap (413);
+        ``body_timeout`` (seconds) that it did not arrive within them (408). Parsing,
         resuming, admission, the shutdown rule, logging and metrics are the core's."""
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``

@@ -36,7 +36,6 @@ from deepsearch_stream._stream_routes import (
     header,
     not_allowed_body,
     read_body,
-    send_json,
 )
 from deepsearch_stream.deepsearch import DeepSearch
 from deepsearch_stream.response import EventStreamResponse
@@ -198,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # shutdown rule, logging and metrics are the core's (`Service.start`).
             get = scope["method"] in ("GET", "HEAD")
             body: bytes | None = b""
+            timed_out: float | None = None
             if not get:
                 declared = (header(scope, b"content-length") or "").strip()
                 length = int(declared) if declared.isascii() and declared.isdigit() else None
@@ -208,21 +208,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 except ClientGone:
                     return
                 except asyncio.TimeoutError:
-                    if length is not None and length > service.max_body_bytes:
-                        body = None  # known to be over the cap: the core's 413
-                    else:
-                        await send_json(
-                            send,
-                            408,
-                            error_body(
-                                "body_timeout",
-                                "the request body did not arrive within "
-                                f"{settings.body_timeout:g} s",
-                            ),
-                            # What is left of the body is still on the connection.
-                            {"connection": "close"},
-                        )
-                        return
+                    # Known to be over the cap: the 413; else the core's 408.
+                    body = None
+                    if length is None or length <= service.max_body_bytes:
+                        timed_out = settings.body_timeout
             status, headers, payload = await service.start(
                 route,
                 header(scope, b"content-type"),
@@ -230,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 method=scope["method"],
                 query=scope.get("query_string", b"").decode("latin-1"),
                 last_event_id=header(scope, b"last-event-id"),
+                body_timeout=timed_out,
             )
             if isinstance(payload, _core.EventStream):
                 await EventStreamResponse(payload, headers=headers)(scope, receive, send)

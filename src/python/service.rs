@@ -149,7 +149,7 @@ impl PyService {
         cap.worth_reading().then(|| (cap.limit(), cap.drain_to()))
     }
 
-    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None))]
+    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None, body_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn start<'py>(
         &self,
@@ -160,8 +160,10 @@ impl PyService {
         method: &str,
         query: Option<String>,
         last_event_id: Option<String>,
+        body_timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let route = self::route(route)?;
+        let timed_out = seconds("body_timeout", body_timeout)?;
         let method = match method {
             "GET" | "HEAD" => "GET",
             "POST" => "POST",
@@ -173,9 +175,10 @@ impl PyService {
         };
         let service = self.inner.clone();
         let yield_every = self.yield_every;
-        let body = match body {
-            Some(bytes) => RequestBody::Read(bytes::Bytes::copy_from_slice(bytes)),
-            None => RequestBody::TooLarge,
+        let body = match (timed_out, body) {
+            (Some(wait), _) => RequestBody::TimedOut(wait),
+            (None, Some(bytes)) => RequestBody::Read(bytes::Bytes::copy_from_slice(bytes)),
+            (None, None) => RequestBody::TooLarge,
         };
         let started = async move {
             let head = SearchHead {
