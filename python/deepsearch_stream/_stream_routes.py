@@ -12,6 +12,7 @@ router does not.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -51,11 +52,32 @@ class StreamRoutes:
     def __init__(self, app: ASGIApp, routes: Mapping[str, tuple[tuple[str, ...], Handler]]) -> None:
         self.app = app
         self.routes = {
-            path: _Route(methods, handler) for path, (methods, handler) in routes.items()
+            path: _Route(methods, handler)
+            for path, (methods, handler) in routes.items()
+            if "{" not in path
         }
+        # Paths with an `{id}` segment (one whole segment, as axum matches it).
+        self.patterns = [
+            (re.compile("^" + re.escape(path).replace(r"\{id\}", "(?P<id>[^/]+)") + "$"), route)
+            for path, (methods, handler) in routes.items()
+            if "{" in path
+            for route in [_Route(methods, handler)]
+        ]
+
+    def _match(self, scope: Scope) -> _Route | None:
+        path = scope["path"]
+        route = self.routes.get(path)
+        if route is not None:
+            return route
+        for pattern, candidate in self.patterns:
+            found = pattern.match(path)
+            if found:
+                scope["path_params"] = found.groupdict()
+                return candidate
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        route = self._match(scope) if scope["type"] == "http" else None
         if route is None:
             await self.app(scope, receive, send)
         elif scope["method"] in route.methods:

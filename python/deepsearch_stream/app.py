@@ -220,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 last_event_id=header(scope, b"last-event-id"),
                 body_timeout=timed_out,
+                path_id=scope.get("path_params", {}).get("id"),
             )
             if isinstance(payload, _core.EventStream):
                 await EventStreamResponse(payload, headers=headers)(scope, receive, send)
@@ -234,6 +235,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # HEAD too, as the axum server answers it (and names it in 405's Allow).
         "/deepsearch": (("GET", "HEAD", "POST"), streaming("deepsearch")),
         "/v1/tool/deepsearch": (("POST",), streaming("genie")),
+        "/v1/chat/completions": (("POST",), streaming("openai")),
+        "/v1/models": (("GET", "HEAD"), streaming("openai_models")),
+        "/api/chat": (("POST",), streaming("aisdk")),
+        "/api/chat/{id}/stream": (("GET", "HEAD"), streaming("aisdk_resume")),
+        "/ag-ui": (("POST",), streaming("agui")),
     }
     if settings.bench_routes:
         from deepsearch_stream._bench import bench_routes

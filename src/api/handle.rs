@@ -4,6 +4,7 @@
 //! metrics all happen here, once.
 
 use super::admission::count_refusal;
+use super::wire::{self, Disconnect, Format};
 use super::{
     ApiError, ErrorCode, RequestBody, Route, SearchRequest, Service, JSON_CONTENT_TYPE,
     SHUTDOWN_MESSAGE, SSE_HEADERS,
@@ -21,6 +22,8 @@ pub struct SearchHead<'a> {
     pub query: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub last_event_id: Option<&'a str>,
+    /// The `{id}` segment of a route whose path has one ([`Route::AiSdkResume`]).
+    pub path_id: Option<&'a str>,
 }
 
 impl SearchHead<'_> {
@@ -54,18 +57,30 @@ impl Answer {
         }
     }
 
-    fn refusal(e: &ApiError) -> Self {
-        let mut answer = Self::json(e.status, e.body());
+    /// A refusal in the route's protocol (OpenAI's statuses and error object on `/v1`).
+    fn refusal(format: Format, e: &ApiError) -> Self {
+        let mut answer = Self::json(format.refusal_status(e), format.error_body(e));
         answer.headers.extend(e.headers());
         answer
     }
 
-    fn stream(stream: EventStream) -> Self {
+    /// 204: nothing to send (the AI SDK's resume of a chat with no active stream).
+    fn no_content() -> Self {
+        Answer {
+            status: 204,
+            headers: Vec::new(),
+            body: AnswerBody::Bytes(Vec::new()),
+        }
+    }
+
+    pub(crate) fn stream(format: Format, stream: EventStream) -> Self {
+        let extra = format.headers().iter().map(|&(k, v)| (k, v.to_string()));
         Answer {
             status: 200,
             headers: SSE_HEADERS
                 .iter()
                 .map(|&(k, v)| (k, v.to_string()))
+                .chain(extra)
                 .collect(),
             body: AnswerBody::Stream(stream),
         }
@@ -78,6 +93,16 @@ impl Service {
     /// A search that does not stream runs inside this call: once the server begins
     /// shutting down it is given up with 503 `shutdown`.
     pub async fn handle(&self, route: Route, head: SearchHead<'_>, body: RequestBody) -> Answer {
+        match route {
+            Route::OpenAiModels => return Answer::json(200, wire::models_body()),
+            Route::AiSdkResume => {
+                return match self.resume_chat(head.path_id.unwrap_or("")).await {
+                    Some(stream) => Answer::stream(route.format(), stream),
+                    None => Answer::no_content(),
+                }
+            }
+            _ => {}
+        }
         let req = match self.request(route, &head, body) {
             Ok(req) => req,
             Err(e) => return refused(route, None, &e),
@@ -115,7 +140,7 @@ impl Service {
                         "stream ended"
                     );
                 });
-                Answer::stream(stream)
+                Answer::stream(route.format(), stream)
             }
             Ok(Reply::Json { status, body }) => {
                 tracing::info!(request_id = %request_id, status, "search answered");
@@ -162,6 +187,10 @@ impl Service {
             };
             self.parse(route, head.content_type, &body)?
         };
+        // Only the protocols that resume by event id read `Last-Event-ID`.
+        if route.format().disconnect() != Disconnect::Linger {
+            return Ok(req);
+        }
         self.with_resume(route, req, head.last_event_id, head.query)
     }
 }
@@ -177,5 +206,5 @@ fn refused(route: Route, request_id: Option<&str>, e: &ApiError) -> Answer {
         field = e.field.as_deref().unwrap_or("-"),
         "request refused"
     );
-    Answer::refusal(e)
+    Answer::refusal(route.format(), e)
 }

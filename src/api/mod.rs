@@ -15,13 +15,13 @@ mod auth;
 mod body;
 mod cors;
 mod error;
-mod genie;
 mod handle;
 mod open_streams;
 mod query;
 mod request;
 mod resume;
 mod service;
+pub mod wire;
 
 pub use access::{Access, AccessError, EarlyAnswer, RequestHead};
 pub use admission::{Admission, StreamPermit};
@@ -29,7 +29,6 @@ pub use auth::{Auth, PUBLIC_PATHS};
 pub use body::{BodyCap, BodyStep, RequestBody, DRAIN_MAX_BYTES};
 pub use cors::Cors;
 pub use error::{ApiError, ErrorCode};
-pub use genie::{GenieFormat, GenieSink};
 pub use handle::{Answer, AnswerBody, SearchHead};
 pub use open_streams::{OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
 pub use query::{last_event_id, query_to_body, MAX_LAST_EVENT_ID};
@@ -49,21 +48,87 @@ pub const SSE_HEADERS: [(&str, &str); 3] = [
 /// Content type of JSON replies (errors and non-streaming results).
 pub const JSON_CONTENT_TYPE: &str = "application/json";
 
-/// Which request and message shapes a route speaks.
+/// Which request and message shapes a route speaks. Every route is answered by
+/// [`Service::handle`]; a face maps each path (and method) to one of these, and passes
+/// the `{id}` of [`AiSdkResume`](Route::AiSdkResume)'s path as `SearchHead::path_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// `POST /deepsearch`: the seed's request model and envelope.
+    /// `POST /deepsearch` (and `GET` for `EventSource`): the seed's request model and envelope.
     DeepSearch,
     /// `POST /v1/tool/deepsearch`: genie-tool's request and message shapes.
     GenieTool,
+    /// `POST /v1/chat/completions`: OpenAI Chat Completions.
+    OpenAiChat,
+    /// `GET /v1/models`: the OpenAI model list.
+    OpenAiModels,
+    /// `POST /api/chat`: the Vercel AI SDK UI message stream.
+    AiSdkChat,
+    /// `GET /api/chat/{id}/stream`: the AI SDK's resume of a chat's active stream.
+    AiSdkResume,
+    /// `POST /ag-ui`: AG-UI events for a `RunAgentInput`.
+    AgUi,
 }
 
 impl Route {
-    /// The path it is served at.
+    /// Every route, for the faces' tables.
+    pub const ALL: [Route; 7] = [
+        Route::DeepSearch,
+        Route::GenieTool,
+        Route::OpenAiChat,
+        Route::OpenAiModels,
+        Route::AiSdkChat,
+        Route::AiSdkResume,
+        Route::AgUi,
+    ];
+
+    /// The path it is served at (`{id}`: a path segment, see [`SearchHead::path_id`]).
     pub fn path(self) -> &'static str {
         match self {
             Route::DeepSearch => "/deepsearch",
             Route::GenieTool => "/v1/tool/deepsearch",
+            Route::OpenAiChat => "/v1/chat/completions",
+            Route::OpenAiModels => "/v1/models",
+            Route::AiSdkChat => "/api/chat",
+            Route::AiSdkResume => "/api/chat/{id}/stream",
+            Route::AgUi => "/ag-ui",
+        }
+    }
+
+    /// The methods it answers (`HEAD` with every `GET`), as sent in a 405's `Allow`.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Route::DeepSearch => "GET, HEAD, POST",
+            Route::OpenAiModels | Route::AiSdkResume => "GET, HEAD",
+            _ => "POST",
+        }
+    }
+
+    /// Its name, as the Python face's `Service.start` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::DeepSearch => "deepsearch",
+            Route::GenieTool => "genie",
+            Route::OpenAiChat => "openai",
+            Route::OpenAiModels => "openai_models",
+            Route::AiSdkChat => "aisdk",
+            Route::AiSdkResume => "aisdk_resume",
+            Route::AgUi => "agui",
+        }
+    }
+
+    /// The route named `name` (see [`name`](Self::name)).
+    pub fn from_name(name: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The protocol its streams (and refusals) speak.
+    pub fn format(self) -> wire::Format {
+        match self {
+            Route::DeepSearch => wire::Format::Envelope,
+            Route::GenieTool => wire::Format::Genie,
+            Route::OpenAiChat | Route::OpenAiModels => wire::Format::OpenAi,
+            Route::AiSdkChat | Route::AiSdkResume => wire::Format::AiSdk,
+            Route::AgUi => wire::Format::AgUi,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::wire::Format;
 use super::{ApiError, ErrorCode, Limits, Route};
 use crate::deepsearch::{Batching, Locale, Request, StreamMode, MAX_LOOP_RANGE};
 
@@ -23,6 +24,8 @@ pub struct SearchRequest {
     /// `Last-Event-ID`: resume this request id's stream after that id instead of
     /// starting a search (set by [`Service::with_resume`](super::Service::with_resume)).
     pub resume: Option<u64>,
+    /// What the route's protocol echoes in its frames (model, thread and run ids).
+    pub wire: super::wire::WireOptions,
 }
 
 /// True when `id` is 1 to [`MAX_REQUEST_ID_CHARS`] characters from `A-Z a-z 0-9 . _ : -`.
@@ -115,13 +118,41 @@ pub fn parse_request(
             "request body must be a JSON object",
         ));
     };
+    let format = route.format();
+    let (obj, wire) = super::wire::canonical(format, &obj)?;
+    let mut req = parse_fields(route, &obj, limits, engines).map_err(|mut e| {
+        // Named as the protocol's request names them.
+        let renamed = match (format, e.field.as_deref()) {
+            (Format::OpenAi | Format::AiSdk | Format::AgUi, Some("query")) => Some("messages"),
+            (Format::AiSdk, Some("request_id")) => Some("id"),
+            (Format::AgUi, Some("max_loop" | "search_engines" | "locale")) => {
+                Some("forwardedProps")
+            }
+            _ => None,
+        };
+        if let Some(field) = renamed {
+            e.field = Some(field.to_string());
+        }
+        e
+    })?;
+    req.body = bytes::Bytes::copy_from_slice(body);
+    req.wire = wire;
+    Ok(req)
+}
 
+/// The contract's fields of a request object, checked.
+fn parse_fields(
+    route: Route,
+    obj: &Map<String, Value>,
+    limits: &Limits,
+    engines: &[String],
+) -> Result<SearchRequest, ApiError> {
     let query = match obj.get("query") {
         Some(Value::String(q)) => q.clone(),
         None | Some(Value::Null) => return Err(invalid("query", "is required")),
         Some(_) => return Err(invalid("query", "must be a string")),
     };
-    let request_id = match field(&obj, "request_id", "requestId") {
+    let request_id = match field(obj, "request_id", "requestId") {
         None => new_request_id(),
         Some(Value::String(id)) if valid_request_id(id) => id.clone(),
         Some(Value::String(_)) => {
@@ -136,11 +167,11 @@ pub fn parse_request(
         Some(_) => return Err(invalid("request_id", "must be a string")),
     };
     let default_loop = match route {
-        Route::DeepSearch => 3,
         // genie-tool's own default.
         Route::GenieTool => 1,
+        _ => 3,
     };
-    let max_loop = match field(&obj, "max_loop", "maxLoop") {
+    let max_loop = match field(obj, "max_loop", "maxLoop") {
         None => default_loop,
         Some(Value::Number(n)) => match n.as_i64() {
             Some(n) if MAX_LOOP_RANGE.contains(&usize::try_from(n).unwrap_or(0)) => n as usize,
@@ -162,7 +193,7 @@ pub fn parse_request(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("stream", "must be true or false")),
     };
-    let mut mode = match field(&obj, "stream_mode", "streamMode") {
+    let mut mode = match field(obj, "stream_mode", "streamMode") {
         None => StreamMode::default(),
         Some(v) => StreamMode::from_value(v).map_err(ApiError::from)?,
     };
@@ -170,7 +201,7 @@ pub fn parse_request(
         // genie-tool sends a report every `token` pieces (5 by default) in every mode,
         // so `token` is held to the token mode's rules here too (found by fuzzing: a
         // huge token was taken as is, 0 or 2.5 silently became 5).
-        let token = field(&obj, "stream_mode", "streamMode")
+        let token = field(obj, "stream_mode", "streamMode")
             .and_then(|m| m.get("token"))
             .and_then(Value::as_f64);
         mode.batching = StreamMode::from_object(Some("token"), token, None)
@@ -178,7 +209,7 @@ pub fn parse_request(
             .batching;
     }
     let mut wanted = Vec::new();
-    match field(&obj, "search_engines", "searchEngines") {
+    match field(obj, "search_engines", "searchEngines") {
         None => {}
         Some(Value::Array(items)) => {
             for item in items {
@@ -229,8 +260,9 @@ pub fn parse_request(
         search,
         stream,
         engines: wanted,
-        body: bytes::Bytes::copy_from_slice(body),
+        body: bytes::Bytes::new(),
         resume: None,
+        wire: super::wire::WireOptions::default(),
     })
 }
 

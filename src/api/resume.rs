@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::wire::{Format, Relay};
 use super::ApiError;
 use crate::replay::{error_frame, Entry, LogReader, LogWriter, ReplayError};
-use crate::stream::{EventStream, FrameId, QueuedFrame, StreamConfig};
+use crate::stream::{EventStream, FrameId, QueuedFrame, Sender, StreamConfig};
 
 /// `message` of the `error` a search gets when no client came back within the linger.
 pub const ABANDONED_MESSAGE: &str = "no client came back for this search; it was stopped";
@@ -35,15 +36,24 @@ pub(crate) fn replay_config(config: &StreamConfig) -> StreamConfig {
 
 /// Records `search` into `writer` until it ends, is abandoned or is replaced, holding
 /// `guard` (the search's slot of the concurrency limit, say) until the log is finished.
+/// Without `linger` the search runs to its end whether or not a client reads it.
 pub(crate) async fn record<G: Send>(
     mut search: EventStream,
     writer: Box<dyn LogWriter>,
     request_id: Arc<str>,
     guard: G,
+    linger: bool,
 ) {
     // The last id logged.
     let mut last_id = 0;
     let unattended = writer.unattended();
+    let unattended = async move {
+        if linger {
+            unattended.await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::pin!(unattended);
     let abandoned = loop {
         let frame = tokio::select! {
@@ -86,23 +96,34 @@ pub(crate) async fn record<G: Send>(
     drop(guard);
 }
 
-/// A connection's stream: `reader`'s frames with their own ids, then `[DONE]`.
+/// A connection's stream: `reader`'s frames with their own ids, then `[DONE]` (when
+/// `format` has it). The stream layer's `error` endings go out in `format`'s words
+/// ([`Format::relay`]).
 pub(crate) fn replay(
     request_id: &str,
     config: StreamConfig,
     mut reader: Box<dyn LogReader>,
+    format: Format,
 ) -> Result<EventStream, ApiError> {
-    let id: Arc<str> = request_id.into();
     EventStream::spawn(request_id, config, move |tx| async move {
         loop {
             match reader.next().await {
-                Ok(Entry::Frame { id, body }) => {
-                    tx.send_frame(FrameId::Given(id), body.to_vec()).await?;
-                }
+                Ok(Entry::Frame { id, body }) => match format.relay(&body) {
+                    Relay::Pass => {
+                        tx.send_frame(FrameId::Given(id), body.to_vec()).await?;
+                    }
+                    Relay::Frames(frames) => {
+                        for frame in frames {
+                            tx.send_frame(FrameId::Given(id), tx.encode_data(&frame))
+                                .await?;
+                        }
+                    }
+                },
                 Ok(Entry::Done) => return Ok(()),
                 Err(e) => {
-                    let frame = error_frame(&id, &e.to_string(), e.code());
-                    tx.send_frame(FrameId::Unnumbered, frame).await?;
+                    for frame in connection_error(&tx, &e, format) {
+                        tx.send_frame(FrameId::Unnumbered, frame).await?;
+                    }
                     return Ok(());
                 }
             }
@@ -111,16 +132,27 @@ pub(crate) fn replay(
     .map_err(ApiError::internal)
 }
 
+/// The frames telling a connection why its log cannot be read on, in `format`.
+fn connection_error(tx: &Sender, error: &ReplayError, format: Format) -> Vec<Vec<u8>> {
+    let envelope = error_frame(tx.request_id(), &error.to_string(), error.code());
+    match format.relay(&envelope) {
+        Relay::Pass => vec![envelope],
+        Relay::Frames(frames) => frames.iter().map(|f| tx.encode_data(f)).collect(),
+    }
+}
+
 /// A connection's stream that only says why it cannot resume (`expired`), then `[DONE]`.
 pub(crate) fn refused(
     request_id: &str,
     config: StreamConfig,
     error: &ReplayError,
+    format: Format,
 ) -> Result<EventStream, ApiError> {
-    let frame = error_frame(request_id, &error.to_string(), error.code());
     let (tx, stream) = EventStream::new(request_id, config).map_err(ApiError::internal)?;
-    tx.try_send_frame(FrameId::Unnumbered, frame)
-        .map_err(ApiError::internal)?;
+    for frame in connection_error(&tx, error, format) {
+        tx.try_send_frame(FrameId::Unnumbered, frame)
+            .map_err(ApiError::internal)?;
+    }
     tx.complete().map_err(ApiError::internal)?;
     Ok(stream)
 }

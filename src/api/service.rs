@@ -5,17 +5,60 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::admission::{count_refusal, Admission, StreamPermit};
-use super::genie::GenieFormat;
 use super::query::{last_event_id, query_to_body};
 use super::resume::{self, replay_config};
-use super::{
-    parse_request, ApiError, ErrorCode, GenieSink, Limits, OpenStreams, Route, SearchRequest,
-};
-use crate::deepsearch::{DeepSearch, Filter, Message};
+use super::wire::{self, Disconnect, Format};
+use super::{parse_request, ApiError, ErrorCode, Limits, OpenStreams, Route, SearchRequest};
+use crate::deepsearch::{DeepSearch, Filter};
 use crate::metrics;
 use crate::proxy::{self, ProxyOptions};
 use crate::replay::{MemoryStore, ReplayConfig, ReplayStore};
-use crate::stream::{EventStream, Failure, StreamConfig};
+use crate::stream::{EventStream, StreamConfig};
+
+/// The chats (AI SDK chat ids) whose search is running here, each with how many
+/// searches of it run (a new message replaces the chat's log while the older search
+/// still winds down): what the AI SDK's resume asks about.
+#[derive(Debug, Default)]
+struct ActiveChats(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// A running search of a chat; dropped when its log is finished.
+struct ActiveChat {
+    chats: Arc<ActiveChats>,
+    id: String,
+}
+
+impl ActiveChats {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn enter(self: &Arc<Self>, id: &str) -> ActiveChat {
+        *self.lock().entry(id.to_string()).or_default() += 1;
+        ActiveChat {
+            chats: Arc::clone(self),
+            id: id.to_string(),
+        }
+    }
+
+    fn is_active(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+}
+
+impl Drop for ActiveChat {
+    fn drop(&mut self) {
+        let mut chats = self.chats.lock();
+        if let Some(n) = chats.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                chats.remove(&self.id);
+            }
+        }
+    }
+}
 
 /// What a request is answered with.
 #[derive(Debug)]
@@ -40,6 +83,7 @@ pub struct Service {
     upstream: Option<String>,
     /// Where streams are logged for resuming.
     replay: Arc<dyn ReplayStore>,
+    chats: Arc<ActiveChats>,
 }
 
 impl Service {
@@ -68,6 +112,7 @@ impl Service {
             streams: OpenStreams::new(),
             upstream: None,
             replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
+            chats: Arc::default(),
         }
     }
 
@@ -200,7 +245,9 @@ impl Service {
                 self.stream_config.clone(),
             )
             .map_err(ApiError::internal)?;
-            return self.serve(stream, permit, &req.request_id).await;
+            return self
+                .serve(stream, permit, &req.request_id, route.format())
+                .await;
         }
         let deepsearch = Arc::new(self.deepsearch.with_engines(&req.engines)?);
         if !req.stream {
@@ -212,40 +259,36 @@ impl Service {
                 }
             };
         }
-        let stream = match route {
-            Route::DeepSearch => deepsearch.stream(
+        let format = route.format();
+        let stream = match format.encoder(&req.request_id, &req.search.query, &req.wire) {
+            None => deepsearch.stream(
                 &req.request_id,
                 req.search.clone(),
                 self.stream_config.clone(),
             )?,
-            Route::GenieTool => {
-                let format = GenieFormat::new(&req.request_id, &req.search.query, true);
-                let search = req.search.clone();
-                EventStream::spawn(
-                    &req.request_id,
-                    self.stream_config.clone(),
-                    move |tx| async move {
-                        let mut sink = GenieSink::new(tx, format);
-                        deepsearch
-                            .run(&search, &mut sink)
-                            .await
-                            .map(drop)
-                            .map_err(Failure::from)
-                    },
-                )
-                .map_err(ApiError::internal)?
-            }
+            Some(encoder) => wire::spawn(
+                encoder,
+                deepsearch,
+                req.search.clone(),
+                &req.request_id,
+                self.stream_config.clone(),
+            )
+            .map_err(ApiError::internal)?,
         };
-        self.serve(stream, permit, &req.request_id).await
+        self.serve(stream, permit, &req.request_id, format).await
     }
 
     /// Logs `search` for resuming (the recorder holds `permit` until the search ends) and
     /// answers with a stream reading the log from its start.
+    ///
+    /// `format` decides what a client leaving does to the search ([`Disconnect`]) and
+    /// how the connection's stream ends and keeps alive.
     async fn serve(
         &self,
         search: EventStream,
         permit: StreamPermit,
         request_id: &str,
+        format: Format,
     ) -> Result<Reply, ApiError> {
         let internal = |e: crate::replay::ReplayError| {
             ApiError::new(500, ErrorCode::ReplayStore, None, e.to_string())
@@ -256,12 +299,43 @@ impl Service {
         // Attached before the recorder starts, so its linger cannot begin unattended.
         let reader = self.replay.attach(request_id, 0).await.map_err(internal)?;
         let (recording, id) = (self.streams.recording(), request_id.into());
+        let search_handle = search.close_handle();
+        let linger = format.disconnect() != Disconnect::RunToEnd;
+        let chat = (format == Format::AiSdk).then(|| self.chats.enter(request_id));
         tokio::spawn(async move {
-            resume::record(search, writer, id, permit).await;
+            resume::record(search, writer, id, (permit, chat), linger).await;
             drop(recording);
         });
-        let stream = resume::replay(request_id, replay_config(&self.stream_config), reader)?;
+        let config = self.connection_config(format);
+        let stream = resume::replay(request_id, config, reader, format)?;
+        if format.disconnect() == Disconnect::Cancel {
+            // No way back for this client: its search ends with its connection.
+            stream.on_close_cancel(move || search_handle.close());
+        }
         Ok(self.count(stream))
+    }
+
+    /// The settings of a connection's stream in `format`: its heartbeat and end frame.
+    fn connection_config(&self, format: Format) -> StreamConfig {
+        let mut config = replay_config(&self.stream_config);
+        if let Some(heartbeat) = format.heartbeat() {
+            config.heartbeat_format = heartbeat;
+        }
+        config.done_frame = format.done_frame();
+        config
+    }
+
+    /// `GET /api/chat/{id}/stream`: the chat's running search from its first frame (the
+    /// AI SDK resumes without an event id), or `None` (204) when none runs here.
+    pub(crate) async fn resume_chat(&self, chat_id: &str) -> Option<EventStream> {
+        if !self.chats.is_active(chat_id) {
+            return None;
+        }
+        let reader = self.replay.attach(chat_id, 0).await.ok()?;
+        let config = self.connection_config(Format::AiSdk);
+        let stream = resume::replay(chat_id, config, reader, Format::AiSdk).ok()?;
+        metrics::global().resume("resumed");
+        Some(self.counted(stream))
     }
 
     /// A client back with `Last-Event-ID`: the frames after `after`, then the live rest;
@@ -271,11 +345,11 @@ impl Service {
         let stream = match self.replay.attach(request_id, after).await {
             Ok(reader) => {
                 metrics::global().resume("resumed");
-                resume::replay(request_id, config, reader)?
+                resume::replay(request_id, config, reader, route.format())?
             }
             Err(e) => {
                 metrics::global().resume(e.code());
-                resume::refused(request_id, config, &e)?
+                resume::refused(request_id, config, &e, route.format())?
             }
         };
         let started = Instant::now();
@@ -287,11 +361,15 @@ impl Service {
 
     /// Counts a connection's stream in the metrics until it ends.
     fn count(&self, stream: EventStream) -> Reply {
+        Reply::Stream(self.counted(stream))
+    }
+
+    fn counted(&self, stream: EventStream) -> EventStream {
         let registry = metrics::global();
         registry.stream_opened();
         let handle = stream.close_handle();
         stream.on_close_cancel(move || registry.stream_closed(&handle.stats()));
-        Reply::Stream(stream)
+        stream
     }
 
     /// The streams being served, for a server shutting down
@@ -309,17 +387,9 @@ impl Service {
         let mut search = req.search.clone();
         search.mode.filter = Filter::Result;
         let result = deepsearch.search(&search).await?;
-        let mut body = Vec::with_capacity(1024);
-        match route {
-            Route::DeepSearch => {
-                let _ = crate::json_compat::to_python_json(&result, &mut body);
-            }
-            Route::GenieTool => {
-                let format = GenieFormat::new(&req.request_id, &req.search.query, false);
-                body = format.encode(&Message::Final(result)).unwrap_or_default();
-            }
-        }
-        Ok(body)
+        Ok(route
+            .format()
+            .whole(&req.request_id, &req.search.query, &req.wire, &result))
     }
 }
 

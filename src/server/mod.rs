@@ -157,6 +157,26 @@ impl App {
             with_405(post(routes::genie_tool), routes::ALLOW_POST),
         )
         .route(
+            Route::OpenAiChat.path(),
+            with_405(post(routes::openai_chat), Route::OpenAiChat.allow()),
+        )
+        .route(
+            Route::OpenAiModels.path(),
+            with_405(get(routes::openai_models), Route::OpenAiModels.allow()),
+        )
+        .route(
+            Route::AiSdkChat.path(),
+            with_405(post(routes::aisdk_chat), Route::AiSdkChat.allow()),
+        )
+        .route(
+            Route::AiSdkResume.path(),
+            with_405(get(routes::aisdk_resume), Route::AiSdkResume.allow()),
+        )
+        .route(
+            Route::AgUi.path(),
+            with_405(post(routes::agui), Route::AgUi.allow()),
+        )
+        .route(
             "/healthz",
             with_405(get(routes::healthz), routes::ALLOW_GET),
         )

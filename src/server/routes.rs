@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -124,15 +124,85 @@ pub async fn genie_tool(
     search(app, Route::GenieTool, "POST", uri, headers, Some(body)).await
 }
 
+/// `POST /v1/chat/completions`.
+pub async fn openai_chat(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    search(app, Route::OpenAiChat, "POST", uri, headers, Some(body)).await
+}
+
+/// `GET /v1/models`.
+pub async fn openai_models(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
+    search(app, Route::OpenAiModels, "GET", uri, headers, None).await
+}
+
+/// `POST /api/chat`.
+pub async fn aisdk_chat(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    search(app, Route::AiSdkChat, "POST", uri, headers, Some(body)).await
+}
+
+/// `GET /api/chat/{id}/stream`.
+pub async fn aisdk_resume(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let head = Head {
+        method: "GET",
+        uri,
+        headers,
+        path_id: Some(id),
+    };
+    answer(app, Route::AiSdkResume, head, None).await
+}
+
+/// `POST /ag-ui`.
+pub async fn agui(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    search(app, Route::AgUi, "POST", uri, headers, Some(body)).await
+}
+
 /// A search route: the body read, the rest decided by [`Service::handle`](crate::api::Service::handle).
 async fn search(
     app: App,
     route: Route,
-    method: &str,
+    method: &'static str,
     uri: Uri,
     headers: HeaderMap,
     body: Option<Body>,
 ) -> Response {
+    let head = Head {
+        method,
+        uri,
+        headers,
+        path_id: None,
+    };
+    answer(app, route, head, body).await
+}
+
+/// What [`answer`] reads of a request besides its body.
+struct Head {
+    method: &'static str,
+    uri: Uri,
+    headers: HeaderMap,
+    path_id: Option<String>,
+}
+
+async fn answer(app: App, route: Route, head: Head, body: Option<Body>) -> Response {
+    let Head {
+        method,
+        uri,
+        headers,
+        path_id,
+    } = head;
     let service = app.service();
     let body = match body {
         None => RequestBody::Absent,
@@ -154,6 +224,7 @@ async fn search(
         query: uri.query(),
         content_type: content_type.as_deref(),
         last_event_id: last_event_id.as_deref(),
+        path_id: path_id.as_deref(),
     };
     let answer = service.handle(route, head, body).await;
     let mut res = match answer.body {

@@ -40,6 +40,9 @@ pub struct StreamConfig {
     /// Upper bound of one coalesced chunk handed to the consumer (a single larger frame
     /// is handed out whole).
     pub max_chunk_bytes: usize,
+    /// Whether the stream ends with `data: [DONE]`: the seed's, OpenAI's and the AI SDK's
+    /// end marker. AG-UI has none, and its clients reject a data line that is not JSON.
+    pub done_frame: bool,
 }
 
 impl Default for StreamConfig {
@@ -51,6 +54,7 @@ impl Default for StreamConfig {
             max_pending: 256,
             max_pending_bytes: 4 << 20,
             max_chunk_bytes: 64 << 10,
+            done_frame: true,
         }
     }
 }

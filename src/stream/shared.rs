@@ -157,9 +157,15 @@ impl Shared {
                 done: false,
             });
         }
+        // Without its bytes the frame still marks the end for the consumer.
+        let done = if self.config.done_frame {
+            DONE_FRAME.to_vec()
+        } else {
+            Vec::new()
+        };
         st.queue.push_back(Frame {
             id: None,
-            body: DONE_FRAME.to_vec(),
+            body: done,
             done: true,
         });
         st.end = Some(reason);

@@ -9,9 +9,9 @@
 
 use serde::Serialize;
 
-use crate::deepsearch::{DeepSearchError, Message, Sink};
+use super::Encoder;
+use crate::deepsearch::Message;
 use crate::json_compat::to_python_json;
-use crate::stream::{Sender, StreamError};
 
 /// Characters of a document's text in `search` messages, as genie-tool's default.
 const DOC_CHARS: usize = 200;
@@ -130,31 +130,18 @@ impl GenieFormat {
     }
 }
 
-/// A [`Sink`] writing genie-tool messages to an [`EventStream`](crate::stream::EventStream).
-#[derive(Debug)]
-pub struct GenieSink {
-    tx: Sender,
-    format: GenieFormat,
-}
-
-impl GenieSink {
-    pub fn new(tx: Sender, format: GenieFormat) -> Self {
-        GenieSink { tx, format }
-    }
-}
-
-impl Sink for GenieSink {
-    async fn emit(&mut self, message: Message) -> Result<(), DeepSearchError> {
-        let Some(json) = self.format.encode(&message) else {
-            return Ok(());
-        };
+impl Encoder for GenieFormat {
+    fn message(&mut self, message: &Message) -> Vec<String> {
         // serde_json writes UTF-8 only.
-        let body = self.tx.encode_data(&String::from_utf8_lossy(&json));
-        match self.tx.send_encoded(body).await {
-            Ok(_) => Ok(()),
-            Err(StreamError::TimedOut) => Err(DeepSearchError::TimedOut),
-            Err(_) => Err(DeepSearchError::Closed),
-        }
+        self.encode(message)
+            .map(|json| String::from_utf8_lossy(&json).into_owned())
+            .into_iter()
+            .collect()
+    }
+
+    /// genie-tool has no error message: the stream layer's `error` ends the stream.
+    fn failed(&mut self, _message: &str, _code: &str) -> Vec<String> {
+        Vec::new()
     }
 }
 
