@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup install develop run demo server-bin test test-rust test-python wheel-test lint core-deps eval bench bench-quick bench-deps fuzz fuzz-cmin fuzz-tools clean
+.PHONY: help setup install develop run demo server-bin test test-rust test-python js-clients wheel-test lint core-deps eval bench bench-quick bench-deps fuzz fuzz-cmin fuzz-tools clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,8 +42,13 @@ test-rust: ## cargo test (core, no Python)
 	cargo test --all-targets
 	cargo test --doc
 
-test-python: develop server-bin ## pytest against the built extension and both servers
+test-python: develop server-bin js-clients ## pytest against the built extension and both servers
 	$(VPY) -m pytest
+
+js-clients: tests/node_modules/.package-lock.json ## The npm clients tests/js/ drives (ai, @ag-ui/client), as locked
+
+tests/node_modules/.package-lock.json: tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund
 
 # The built wheel in a fresh venv outside the tree: abi3 tag, the seed's endpoint, the
 # README's testing example, `search` on the default corpus, `serve` answering /healthz.

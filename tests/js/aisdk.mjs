@@ -38,7 +38,7 @@ async function read(stream) {
   for await (const message of readUIMessageStream({ stream: seen, onError: (e) => { error = String(e); } })) {
     last = message;
   }
-  return { ...summary(last, chunks), error };
+  return { ...summary(last, chunks), error: error ?? null };
 }
 
 const messages = [{ id: "u1", role: "user", parts: [{ type: "text", text: question ?? "" }] }];
