@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deepsearch_stream.testing import ModelServer
-
 from node import run_node
+
+from deepsearch_stream.testing import ModelServer
 from servers import BACKENDS, Server, running
 
 Q = "What is Tokio?"
@@ -57,7 +57,9 @@ def test_the_stream_has_no_done_and_comment_heartbeats(pair: dict[str, Server]) 
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
         assert "[DONE]" not in r.text
-        assert r.text.rstrip().endswith('"sources":[{"id":1,"title":"Tokio","url":"https://tokio.rs/"}]}}')
+        assert r.text.rstrip().endswith(
+            '"sources":[{"id":1,"title":"Tokio","url":"https://tokio.rs/"}]}}'
+        )
 
 
 def test_refusals_are_the_contracts(pair: dict[str, Server]) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from node import run_node
+
 from servers import BACKENDS, Server, running
 
 Q = "What is Tokio?"

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from deepsearch_stream.testing import ModelServer
 
+from deepsearch_stream.testing import ModelServer
 from servers import BACKENDS, HangingEngine, Server, running
 
 Q = "What is Tokio?"
@@ -145,9 +145,7 @@ def test_a_missing_key_raises_authentication_error(
     with running(backend, args) as server:
         with pytest.raises(openai.AuthenticationError):
             client(server, api_key="wrong").models.list()
-        assert [m.id for m in client(server, api_key="sekrit").models.list().data] == [
-            "deepsearch"
-        ]
+        assert [m.id for m in client(server, api_key="sekrit").models.list().data] == ["deepsearch"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -46,6 +46,11 @@ def normalize_event(data: str) -> Any:
     msg = json.loads(data)
     if "timestamp" in msg:
         msg["timestamp"] = "<ts>"
+    # OpenAI chunks: their time, and the id of a request that brought none (random).
+    if "created" in msg:
+        msg["created"] = "<ts>"
+    if str(msg.get("id", "")).startswith("chatcmpl-"):
+        msg["id"] = "chatcmpl-<id>"
     inner = msg.get("data")
     if isinstance(inner, dict) and "elapsed_ms" in inner:
         inner["elapsed_ms"] = "<ms>"
@@ -99,6 +104,8 @@ def exchange(base: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]
         body = json.loads(r.content)
         if isinstance(body, dict) and "elapsed_ms" in body:
             body["elapsed_ms"] = "<ms>"
+        if isinstance(body, dict) and body.get("object") == "chat.completion":
+            body["id"], body["created"] = "chatcmpl-<id>", "<ts>"
         out["json"] = body
         if r.status_code >= 400:
             out["raw"] = r.content
@@ -196,7 +203,71 @@ CASES: dict[str, dict[str, Any]] = {
         "method": "GET",
         "path": "/deepsearch?query=q&request_id=x&last_event_id=1e3",
     },
+    # The protocols of src/api/wire/ (issues 12 and 13).
+    "openai-stream": post(
+        {"model": "deepsearch", "stream": True, "messages": [{"role": "user", "content": Q}]},
+        path="/v1/chat/completions",
+    ),
+    "openai-usage": post(
+        {
+            "model": "deepsearch",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": Q}]}],
+        },
+        path="/v1/chat/completions",
+    ),
+    "openai-whole": post(
+        {"model": "deepsearch", "max_loop": 2, "messages": [{"role": "user", "content": Q}]},
+        path="/v1/chat/completions",
+    ),
+    "openai-no-user": post(
+        {"model": "deepsearch", "messages": [{"role": "system", "content": Q}]},
+        path="/v1/chat/completions",
+    ),
+    "openai-no-model": post({"messages": []}, path="/v1/chat/completions"),
+    "openai-bad-engine": post(
+        {"model": "m", "search_engines": ["bing"], "messages": [{"role": "user", "content": Q}]},
+        path="/v1/chat/completions",
+    ),
+    "openai-models": {"method": "GET", "path": "/v1/models"},
+    "openai-get-chat": {"method": "GET", "path": "/v1/chat/completions"},
+    "aisdk": post(
+        {
+            "id": "chat-p1",
+            "trigger": "submit-message",
+            "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": Q}]}],
+        },
+        path="/api/chat",
+    ),
+    "aisdk-no-text": post({"id": "chat-p2", "messages": [{"role": "user"}]}, path="/api/chat"),
+    "aisdk-bad-id": post(
+        {"id": "a b", "messages": [{"role": "user", "parts": [{"type": "text", "text": Q}]}]},
+        path="/api/chat",
+    ),
+    "aisdk-resume-none": {"method": "GET", "path": "/api/chat/chat-none/stream"},
+    "aisdk-resume-post": {"method": "POST", "path": "/api/chat/chat-none/stream"},
+    "agui": post(
+        {
+            "threadId": "t1",
+            "runId": "run-p1",
+            "messages": [{"id": "1", "role": "user", "content": Q}],
+            "state": {},
+            "tools": [],
+            "context": [],
+            "forwardedProps": {"max_loop": 1},
+        },
+        path="/ag-ui",
+    ),
+    "agui-no-messages": post({"threadId": "t", "runId": "r"}, path="/ag-ui"),
+    "agui-bad-props": post(
+        {"messages": [{"role": "user", "content": Q}], "forwardedProps": {"max_loop": 99}},
+        path="/ag-ui",
+    ),
 }
+
+#: Paths whose refusals are OpenAI's error object, not the contract's.
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -212,12 +283,18 @@ def test_parity(pair: dict[str, Server], case: str) -> None:
         assert answer["headers"]["content-type"] == "text/event-stream; charset=utf-8"
         assert answer["headers"]["cache-control"] == "no-cache, no-transform"
         assert answer["headers"]["x-accel-buffering"] == "no"
-        assert answer["events"][-1] == (None, "[DONE]")
+        # AG-UI has no end marker; every other protocol here ends with [DONE].
+        if path != "/ag-ui":
+            assert answer["events"][-1] == (None, "[DONE]")
         ids = [int(i) for i, _ in answer["events"] if i is not None]
         assert ids == list(range(1, len(ids) + 1))
     if answer["status"] >= 400:
         error = answer["json"]["error"]
-        assert set(error) == {"code", "message", "field"} and error["message"]
+        # A 405 (or the gate's 401) is answered before the route: the contract's body.
+        if path in OPENAI_PATHS and answer["status"] != 405:
+            assert set(error) == {"message", "type", "code", "param"} and error["message"]
+        else:
+            assert set(error) == {"code", "message", "field"} and error["message"]
 
 
 def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
@@ -241,6 +318,13 @@ def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
     assert statuses["resume-unknown"] == 200
     assert statuses["head-healthz"] == 200 and statuses["percent-encoded-path"] == 404
     assert statuses["locale-zh"] == 200 and statuses["locale-unknown"] == 422
+    assert statuses["openai-stream"] == 200 and statuses["openai-whole"] == 200
+    # OpenAI's statuses on /v1: a bad field is 400, as the `openai` client expects.
+    assert statuses["openai-no-user"] == 400 and statuses["openai-no-model"] == 400
+    assert statuses["openai-get-chat"] == 405 and statuses["aisdk-resume-post"] == 405
+    assert statuses["aisdk"] == 200 and statuses["aisdk-no-text"] == 422
+    assert statuses["aisdk-resume-none"] == 204
+    assert statuses["agui"] == 200 and statuses["agui-bad-props"] == 422
 
 
 def test_a_locale_per_request(pair: dict[str, Server]) -> None:
@@ -375,6 +459,58 @@ def test_unreachable_upstream_is_an_error_message(
     assert error["type"] == "error" and error["isFinal"] is True
     assert error["data"]["code"] == "upstream_unreachable"
     assert dead not in error["data"]["message"], "the upstream address stays private"
+
+
+#: A search request on each protocol route (a hanging engine holds it open).
+PROTOCOL_SEARCHES = {
+    "/deepsearch": {"query": Q},
+    "/v1/chat/completions": {
+        "model": "deepsearch",
+        "stream": True,
+        "messages": [{"role": "user", "content": Q}],
+    },
+    "/api/chat": {
+        "id": "c-held",
+        "messages": [{"role": "user", "parts": [{"type": "text", "text": Q}]}],
+    },
+    "/ag-ui": {"messages": [{"role": "user", "content": Q}]},
+}
+
+
+def test_protocol_routes_refuse_alike_without_the_key(corpus: Path, tmp_path: Path) -> None:
+    """401 with --api-key on every protocol route, the same from both servers."""
+    got: dict[str, dict[str, Any]] = {}
+    args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--api-key", "k"]
+    for backend in BACKENDS:
+        with running(backend, args) as server:
+            got[backend] = {
+                path: exchange(server.url, "POST", path, json=body)
+                for path, body in PROTOCOL_SEARCHES.items()
+            }
+            got[backend]["/v1/models"] = exchange(server.url, "GET", "/v1/models")
+            got[backend]["resume"] = exchange(server.url, "GET", "/api/chat/x/stream")
+    assert got["fastapi"] == got["axum"]
+    assert {answer["status"] for answer in got["axum"].values()} == {401}
+
+
+def test_protocol_routes_over_the_stream_limit(hanging: HangingEngine) -> None:
+    """Over --max-streams: 503 with Retry-After, 429 on /v1 (OpenAI's overload status,
+    which its client raises as RateLimitError); the same from both servers."""
+    got: dict[str, dict[str, Any]] = {}
+    for backend in BACKENDS:
+        with slow_server(backend, hanging, "--max-streams", "1") as server:
+            with httpx.Client(timeout=30) as client:
+                with client.stream("POST", server.url + "/deepsearch", json={"query": Q}) as held:
+                    assert held.status_code == 200
+                    got[backend] = {
+                        path: exchange(server.url, "POST", path, json=body)
+                        for path, body in PROTOCOL_SEARCHES.items()
+                        if path != "/deepsearch"
+                    }
+    assert got["fastapi"] == got["axum"]
+    statuses = {path: answer["status"] for path, answer in got["axum"].items()}
+    assert statuses == {"/v1/chat/completions": 429, "/api/chat": 503, "/ag-ui": 503}
+    assert {answer["headers"]["retry-after"] for answer in got["axum"].values()} == {"1"}
 
 
 def test_parity_over_the_stream_limit(hanging: HangingEngine) -> None:
