@@ -109,7 +109,9 @@ def test_nothing_active_is_204(pair: dict[str, Server]) -> None:
 def test_a_cut_stream_is_resumed_whole(backend: str) -> None:
     engine = SlowSearxng(delay=3)
     try:
-        args = ["--engines", "searxng", "--heartbeat", "30"]
+        # No linger: a search of the other routes would stop as its client left; a chat's
+        # runs on (the SDK treats a closed tab as a disconnect, not a stop).
+        args = ["--engines", "searxng", "--heartbeat", "30", "--resume-linger", "0"]
         with running(backend, args, env={"SEARXNG_URL": engine.url}) as server:
             got = run_node("aisdk.mjs", "cut", server.url, "chat-cut", Q)
             # After the search has ended, nothing is active any more.

@@ -526,3 +526,30 @@ def test_parity_over_the_stream_limit(hanging: HangingEngine) -> None:
                     )
     assert got["fastapi"] == got["axum"]
     assert got["axum"]["status"] == 503 and got["axum"]["headers"]["retry-after"] == "1"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/ag-ui"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_protocols_without_resume_cancel_on_disconnect(
+    backend: str, path: str, hanging: HangingEngine
+) -> None:
+    """OpenAI and AG-UI have no way to resume: the search ends with its connection, even
+    with a resume linger, and an idle stream's heartbeat is a comment, not a data line."""
+    args = ["--engines", "searxng", "--heartbeat", "0.2", "--resume-linger", "60"]
+    with running(backend, args, env={"SEARXNG_URL": hanging.url}) as server:
+        with httpx.Client(timeout=30) as client:
+            with client.stream("POST", server.url + path, json=PROTOCOL_SEARCHES[path]) as r:
+                assert r.status_code == 200
+                seen = b""
+                for chunk in r.iter_bytes():
+                    seen += chunk
+                    if seen.count(b": heartbeat\n\n") >= 2:
+                        break
+                assert hanging.accepted.wait(5)
+                left = time.monotonic()
+            assert b"data: heartbeat" not in seen
+            deadline = left + 5
+            while not hanging.closed_at:
+                assert time.monotonic() < deadline, "the engine request was never dropped"
+                time.sleep(0.002)
+            assert hanging.closed_at[0] - left < 1
