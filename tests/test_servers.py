@@ -553,3 +553,30 @@ def test_protocols_without_resume_cancel_on_disconnect(
                 assert time.monotonic() < deadline, "the engine request was never dropped"
                 time.sleep(0.002)
             assert hanging.closed_at[0] - left < 1
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat", "/ag-ui"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shutdown_is_told_in_each_protocol(backend: str, path: str, hanging: HangingEngine) -> None:
+    """The stream layer's own ending (here SIGTERM's `shutdown`) reaches each client in
+    its protocol's words, never as the seed's envelope."""
+    with slow_server(backend, hanging, "--shutdown-timeout", "5") as server:
+        with httpx.Client(timeout=30) as client:
+            tail, _ = read_across(
+                client,
+                server.url + path,
+                PROTOCOL_SEARCHES[path],
+                hanging.accepted,
+                lambda: server.process.send_signal(15),
+            )
+    data = [e[1] for e in tail]
+    if path == "/ag-ui":
+        assert data[-1] == {"type": "RUN_ERROR", "message": data[-1]["message"], "code": "shutdown"}
+        return
+    assert data[-1] == "[DONE]"
+    if path == "/api/chat":
+        assert data[-3]["type"] == "error" and data[-3]["errorText"]
+        assert data[-2] == {"type": "finish", "finishReason": "error"}
+    else:
+        assert data[-2]["error"]["code"] == "shutdown"
+    assert all("requestId" not in d for d in data if isinstance(d, dict))
