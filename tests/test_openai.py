@@ -143,8 +143,10 @@ def test_a_missing_key_raises_authentication_error(
 ) -> None:
     args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--api-key", "sekrit"]
     with running(backend, args) as server:
-        with pytest.raises(openai.AuthenticationError):
+        with pytest.raises(openai.AuthenticationError) as raised:
             client(server, api_key="wrong").models.list()
+        # OpenAI's error object, so the client has the message and the code.
+        assert raised.value.code == "unauthorized" and raised.value.message
         assert [m.id for m in client(server, api_key="sekrit").models.list().data] == ["deepsearch"]
 
 

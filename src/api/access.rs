@@ -35,14 +35,17 @@ pub struct EarlyAnswer {
 }
 
 impl EarlyAnswer {
-    fn refusal(error: &ApiError, mut extra: Vec<(&'static str, String)>) -> Self {
+    /// A refusal of a request for `path`, in the protocol of its route (OpenAI's error
+    /// object on `/v1`, so its clients read the message).
+    fn refusal(path: &str, error: &ApiError, mut extra: Vec<(&'static str, String)>) -> Self {
+        let format = super::wire::Format::for_path(path);
         let mut headers = vec![("content-type", JSON_CONTENT_TYPE.to_string())];
         headers.extend(error.headers());
         headers.append(&mut extra);
         EarlyAnswer {
-            status: error.status,
+            status: format.refusal_status(error),
             headers,
-            body: error.body(),
+            body: format.error_body(error),
         }
     }
 }
@@ -87,6 +90,7 @@ impl Access {
                     body: Vec::new(),
                 },
                 None => EarlyAnswer::refusal(
+                    head.path,
                     &ApiError::new(
                         403,
                         ErrorCode::OriginNotAllowed,
@@ -102,6 +106,7 @@ impl Access {
         }
         let refused = self.auth.check(head.authorization).err()?;
         Some(EarlyAnswer::refusal(
+            head.path,
             &refused,
             self.cors.response_headers(head.origin),
         ))

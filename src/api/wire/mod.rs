@@ -122,6 +122,15 @@ impl Format {
         }
     }
 
+    /// The format of the route served at `path` (the envelope for any other path), for
+    /// refusals given before routing (the API key's 401).
+    pub fn for_path(path: &str) -> Format {
+        super::Route::ALL
+            .into_iter()
+            .find(|r| r.path() == path)
+            .map_or(Format::Envelope, super::Route::format)
+    }
+
     /// A refusal's status: OpenAI's client picks its exception class by status, and
     /// OpenAI answers 400 for a bad field and 429 when it is overloaded.
     pub fn refusal_status(self, e: &ApiError) -> u16 {

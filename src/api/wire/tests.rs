@@ -253,6 +253,9 @@ fn openai_refusals_use_its_statuses_and_error_object() {
         json!({"error": {"message": "must not be empty", "type": "invalid_request_error",
                          "code": "invalid_request", "param": "messages"}})
     );
+    assert_eq!(Format::for_path("/v1/models"), Format::OpenAi);
+    assert_eq!(Format::for_path("/v1/tool/deepsearch"), Format::Genie);
+    assert_eq!(Format::for_path("/nope"), Format::Envelope);
     let busy = ApiError::new(503, crate::api::ErrorCode::Overloaded, None, "busy");
     assert_eq!(Format::OpenAi.refusal_status(&busy), 429);
     assert_eq!(Format::Envelope.refusal_status(&busy), 503);
