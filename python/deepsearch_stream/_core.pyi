@@ -373,6 +373,23 @@ class Service:
         ignored for ``GET``/``HEAD``; ``None`` means it was over the cap (413);
         ``body_timeout`` (seconds) that it did not arrive within them (408). Parsing,
         resuming, admission, the shutdown rule, logging and metrics are the core's."""
+    def mcp(
+        self,
+        content_type: str | None,
+        body: bytes | None,
+        *,
+        accept: str | None = None,
+        protocol_version: str | None = None,
+        session_id: str | None = None,
+        method: str | None = None,
+        name: str | None = None,
+        body_timeout: float | None = None,
+    ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
+        """Answer one ``POST /mcp`` (MCP over Streamable HTTP): ``(status, headers, body)``.
+        The keyword arguments are the ``Accept``, ``MCP-Protocol-Version``,
+        ``Mcp-Session-Id``, ``Mcp-Method`` and ``Mcp-Name`` headers; ``body`` and
+        ``body_timeout`` as for ``start``. A tool call's body is an ``EventStream`` of
+        JSON-RPC messages; closing it cancels the search."""
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``
         message of code ``shutdown`` and ``[DONE]``; returns how many were open."""

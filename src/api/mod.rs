@@ -17,6 +17,7 @@ mod cors;
 mod error;
 mod genie;
 mod handle;
+pub mod mcp;
 mod open_streams;
 mod query;
 mod request;
@@ -56,6 +57,9 @@ pub enum Route {
     DeepSearch,
     /// `POST /v1/tool/deepsearch`: genie-tool's request and message shapes.
     GenieTool,
+    /// `POST /mcp`: MCP's JSON-RPC (`api::mcp`); its tool's arguments are read by the
+    /// `DeepSearch` rules.
+    Mcp,
 }
 
 impl Route {
@@ -64,6 +68,7 @@ impl Route {
         match self {
             Route::DeepSearch => "/deepsearch",
             Route::GenieTool => "/v1/tool/deepsearch",
+            Route::Mcp => "/mcp",
         }
     }
 }

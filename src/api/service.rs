@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::admission::{count_refusal, Admission, StreamPermit};
 use super::genie::GenieFormat;
+use super::mcp::OpenCalls;
 use super::query::{last_event_id, query_to_body};
 use super::resume::{self, replay_config};
 use super::{
@@ -40,6 +41,8 @@ pub struct Service {
     upstream: Option<String>,
     /// Where streams are logged for resuming.
     replay: Arc<dyn ReplayStore>,
+    /// MCP tool calls in progress, for `notifications/cancelled`.
+    mcp_calls: Arc<OpenCalls>,
 }
 
 impl Service {
@@ -68,6 +71,7 @@ impl Service {
             streams: OpenStreams::new(),
             upstream: None,
             replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
+            mcp_calls: Arc::default(),
         }
     }
 
@@ -213,7 +217,8 @@ impl Service {
             };
         }
         let stream = match route {
-            Route::DeepSearch => deepsearch.stream(
+            // `/mcp` answers through `Service::mcp`, never here; were it asked, the seed's shapes.
+            Route::DeepSearch | Route::Mcp => deepsearch.stream(
                 &req.request_id,
                 req.search.clone(),
                 self.stream_config.clone(),
@@ -294,6 +299,11 @@ impl Service {
         Reply::Stream(stream)
     }
 
+    /// The MCP tool calls in progress.
+    pub fn mcp_calls(&self) -> &Arc<OpenCalls> {
+        &self.mcp_calls
+    }
+
     /// The streams being served, for a server shutting down
     /// ([`OpenStreams::begin_shutdown`]).
     pub fn streams(&self) -> &Arc<OpenStreams> {
@@ -311,7 +321,7 @@ impl Service {
         let result = deepsearch.search(&search).await?;
         let mut body = Vec::with_capacity(1024);
         match route {
-            Route::DeepSearch => {
+            Route::DeepSearch | Route::Mcp => {
                 let _ = crate::json_compat::to_python_json(&result, &mut body);
             }
             Route::GenieTool => {

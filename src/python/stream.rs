@@ -393,6 +393,7 @@ pub(crate) fn stream_config(
         max_pending,
         max_pending_bytes,
         max_chunk_bytes,
+        ..StreamConfig::default()
     };
     config.validate()?;
     Ok(config)

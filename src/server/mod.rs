@@ -3,6 +3,7 @@
 //!
 //! Routes: `POST /deepsearch` (and `GET /deepsearch?query=...` for `EventSource`) and
 //! `POST /v1/tool/deepsearch` (a stream or a JSON reply, resumable with `Last-Event-ID`),
+//! `POST /mcp` (deep search as an MCP tool, [`crate::api::mcp`]),
 //! `GET /healthz`, `GET /metrics`, `GET /` (the static page); anything else is a JSON
 //! 404, a served path asked with another method a JSON 405 with `Allow`. In front of
 //! them all, [`Access`]: the API key (`--api-key`) and CORS (`--cors-origins`).
@@ -156,6 +157,7 @@ impl App {
             Route::GenieTool.path(),
             with_405(post(routes::genie_tool), routes::ALLOW_POST),
         )
+        .route("/mcp", with_405(post(routes::mcp), routes::ALLOW_POST))
         .route(
             "/healthz",
             with_405(get(routes::healthz), routes::ALLOW_GET),

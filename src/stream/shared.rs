@@ -146,7 +146,8 @@ impl Shared {
             )),
             EndReason::Completed | EndReason::ConsumerGone => None,
         };
-        if let Some((message, code)) = error {
+        let bare = self.config.ending == Ending::Bare;
+        if let Some((message, code)) = error.filter(|_| !bare) {
             let body = error_frame(&self.request_id, &message, &code);
             let id = st.next_id;
             st.next_id += 1;
@@ -159,7 +160,11 @@ impl Shared {
         }
         st.queue.push_back(Frame {
             id: None,
-            body: DONE_FRAME.to_vec(),
+            body: if bare {
+                Vec::new()
+            } else {
+                DONE_FRAME.to_vec()
+            },
             done: true,
         });
         st.end = Some(reason);
