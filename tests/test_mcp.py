@@ -8,6 +8,7 @@ key, and cancellation measured on an engine that never answers."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -259,8 +260,7 @@ def test_cancelling_through_the_client_stops_the_search(
             with anyio.move_on_after(30) as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(s.call_tool, "deepsearch", {"query": Q})
-                    while not hanging.accepted.is_set():
-                        await anyio.sleep(0.01)
+                    assert await anyio.to_thread.run_sync(hanging.accepted.wait, 5)
                     cancelled = time.monotonic()
                     tg.cancel_scope.cancel()
             assert not scope.cancelled_caught
@@ -272,9 +272,7 @@ def test_cancelling_through_the_client_stops_the_search(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_closing_the_stream_cancels_under_2026_07_28(
-    backend: str, hanging: HangingEngine
-) -> None:
+def test_closing_the_stream_cancels_under_2026_07_28(backend: str, hanging: HangingEngine) -> None:
     modern = json.loads(json.dumps(CALL))
     modern["params"]["_meta"].update(
         {
@@ -295,3 +293,35 @@ def test_closing_the_stream_cancels_under_2026_07_28(
             assert hanging.accepted.wait(5)
             left = time.monotonic()
         assert wait_closed(hanging, left) < 0.1
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: every request to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_failed_searches_are_tool_errors_not_protocol_errors(backend: str) -> None:
+    """Every engine call failing, or the model failing: ``isError: true`` with the reason."""
+
+    async def call(url: str) -> CallToolResult:
+        async with session(url) as s:
+            await s.initialize()
+            return await s.call_tool("deepsearch", {"query": Q, "max_loop": 1})
+
+    dead = closed_port_url()
+    engines = ["--engines", "searxng", "--api-key", KEY]
+    with running(backend, engines, env={"SEARXNG_URL": dead}) as server:
+        result = anyio.run(call, server.url)
+    assert result.is_error and result.structured_content is None
+    text = result.content[0]
+    assert isinstance(text, TextContent) and "every search engine call failed" in text.text
+    # The model fails at its first step, planning, before any engine is asked.
+    model = [*engines, "--llm-base-url", dead + "/v1", "--llm-model", "m"]
+    with running(backend, model, env={"SEARXNG_URL": dead}) as server:
+        result = anyio.run(call, server.url)
+    text = result.content[0]
+    assert result.is_error and isinstance(text, TextContent)
+    assert text.text.startswith("the search failed:"), text.text

@@ -291,7 +291,12 @@ MCP_CASES: dict[str, dict[str, Any]] = {
     "batch": {**rpc("ping"), "json": [{"jsonrpc": "2.0", "id": 1, "method": "ping"}]},
     "no-jsonrpc": {**rpc("ping"), "json": {"id": 1, "method": "ping"}},
     "no-method": rpc(None),
-    "not-json": {"method": "POST", "path": "/mcp", "content": b"{", "headers": MCP_ACCEPT},
+    "not-json": {
+        "method": "POST",
+        "path": "/mcp",
+        "content": b"{",
+        "headers": {**MCP_ACCEPT, "content-type": "application/json"},
+    },
     "text-plain": {
         "method": "POST",
         "path": "/mcp",
@@ -308,7 +313,9 @@ MCP_CASES: dict[str, dict[str, Any]] = {
     "delete": {"method": "DELETE", "path": "/mcp"},
     "discover": modern("server/discover"),
     "modern-tools-list": modern("tools/list"),
-    "modern-call": modern("tools/call", {**TOOL_CALL, "_meta": {"progressToken": 3}}, mcp_name="deepsearch"),
+    "modern-call": modern(
+        "tools/call", {**TOOL_CALL, "_meta": {"progressToken": 3}}, mcp_name="deepsearch"
+    ),
     "modern-ping": modern("ping"),
     "modern-no-capabilities": rpc(
         "tools/list",
@@ -325,7 +332,9 @@ MCP_CASES: dict[str, dict[str, Any]] = {
             "jsonrpc": "2.0",
             "id": 1,
             "method": "tools/list",
-            "params": {"_meta": {**MODERN_META, "io.modelcontextprotocol/protocolVersion": "2027-01-01"}},
+            "params": {
+                "_meta": {**MODERN_META, "io.modelcontextprotocol/protocolVersion": "2027-01-01"}
+            },
         },
     },
 }
@@ -346,7 +355,9 @@ def test_mcp_parity(pair: dict[str, Server], case: str) -> None:
         assert last["jsonrpc"] == "2.0" and last["result"]["isError"] is False
         assert all(n["method"] == "notifications/progress" for n in notes)
     elif "json" in answer and answer["status"] >= 400 and answer["status"] not in (401, 405):
-        assert answer["json"]["jsonrpc"] == "2.0" and isinstance(answer["json"]["error"]["code"], int)
+        assert answer["json"]["jsonrpc"] == "2.0" and isinstance(
+            answer["json"]["error"]["code"], int
+        )
 
 
 def test_mcp_parity_covers_the_answers(pair: dict[str, Server]) -> None:
@@ -366,7 +377,10 @@ def test_mcp_parity_covers_the_answers(pair: dict[str, Server]) -> None:
     assert len(got["call"]["events"]) > 1 and len(got["call-no-progress"]["events"]) == 1
     assert got["notification"]["status"] == 202 and got["cancel-unknown"]["status"] == 202
     assert code("initialize-no-version") == (200, -32602)
-    assert code("call-unknown-tool") == (200, -32602) and code("call-bad-arguments") == (200, -32602)
+    assert code("call-unknown-tool") == (200, -32602) and code("call-bad-arguments") == (
+        200,
+        -32602,
+    )
     assert code("call-without-sse") == (406, -32600)
     assert code("unknown-method") == (200, -32601)
     assert code("unsupported-version-header") == (400, -32600)
@@ -380,7 +394,10 @@ def test_mcp_parity_covers_the_answers(pair: dict[str, Server]) -> None:
     assert got["modern-tools-list"]["json"]["result"]["resultType"] == "complete"
     modern_result = got["modern-call"]["events"][-1][1]["result"]
     assert modern_result["resultType"] == "complete"
-    assert modern_result["structuredContent"] == got["call"]["events"][-1][1]["result"]["structuredContent"]
+    assert (
+        modern_result["structuredContent"]
+        == got["call"]["events"][-1][1]["result"]["structuredContent"]
+    )
     assert code("modern-ping") == (404, -32601)
     assert code("modern-no-capabilities") == (400, -32602)
     assert code("modern-method-mismatch") == (400, -32020)

@@ -217,9 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(payload, _core.EventStream):
             await EventStreamResponse(payload, headers=headers)(scope, receive, send)
         else:
-            await Response(payload, status_code=status, headers=dict(headers))(
-                scope, receive, send
-            )
+            await Response(payload, status_code=status, headers=dict(headers))(scope, receive, send)
 
     def streaming(route: str) -> Handler:
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:

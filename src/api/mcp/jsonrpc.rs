@@ -37,17 +37,18 @@ impl Code {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
     pub status: u16,
-    pub id: Value,
+    // Boxed: a `Value` is large, and this is the error side of every result here.
+    pub id: Box<Value>,
     pub code: Code,
     pub message: String,
-    pub data: Option<Value>,
+    pub data: Option<Box<Value>>,
 }
 
 impl RpcError {
     pub fn new(status: u16, code: Code, message: impl Into<String>) -> Self {
         RpcError {
             status,
-            id: Value::Null,
+            id: Box::new(Value::Null),
             code,
             message: message.into(),
             data: None,
@@ -56,12 +57,12 @@ impl RpcError {
 
     /// The same error, answering the request `id`.
     pub fn to(mut self, id: &Value) -> Self {
-        self.id = id.clone();
+        self.id = Box::new(id.clone());
         self
     }
 
     pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
+        self.data = Some(Box::new(data));
         self
     }
 
@@ -71,7 +72,7 @@ impl RpcError {
         error.insert("code".into(), self.code.number().into());
         error.insert("message".into(), self.message.clone().into());
         if let Some(data) = &self.data {
-            error.insert("data".into(), data.clone());
+            error.insert("data".into(), (**data).clone());
         }
         let message = json!({"jsonrpc": "2.0", "id": self.id, "error": error});
         serde_json::to_vec(&message).unwrap_or_default()
@@ -204,7 +205,7 @@ mod tests {
             Code::InvalidParams
         );
         let e = Incoming::parse(br#"{"jsonrpc":"2.0","id":1,"method":2}"#).unwrap_err();
-        assert_eq!((e.code, e.id), (Code::InvalidRequest, json!(1)));
+        assert_eq!((e.code, *e.id), (Code::InvalidRequest, json!(1)));
     }
 
     #[test]
