@@ -25,17 +25,6 @@ impl HeartbeatFormat {
     }
 }
 
-/// How a stream ends, after its last message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Ending {
-    /// An `error` message when it failed, then `[DONE]`: the seed's contract.
-    #[default]
-    Done,
-    /// Nothing: for a protocol whose own last message ends the exchange (MCP's JSON-RPC
-    /// response), where a `[DONE]` or an envelope would be a message it cannot parse.
-    Bare,
-}
-
 /// Limits and timers of one stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamConfig {
@@ -51,7 +40,9 @@ pub struct StreamConfig {
     /// Upper bound of one coalesced chunk handed to the consumer (a single larger frame
     /// is handed out whole).
     pub max_chunk_bytes: usize,
-    pub ending: Ending,
+    /// Whether the stream ends with `data: [DONE]`: the seed's, OpenAI's and the AI SDK's
+    /// end marker. AG-UI has none, and its clients reject a data line that is not JSON.
+    pub done_frame: bool,
 }
 
 impl Default for StreamConfig {
@@ -63,7 +54,7 @@ impl Default for StreamConfig {
             max_pending: 256,
             max_pending_bytes: 4 << 20,
             max_chunk_bytes: 64 << 10,
-            ending: Ending::Done,
+            done_frame: true,
         }
     }
 }

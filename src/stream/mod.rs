@@ -21,7 +21,7 @@ mod sender;
 mod shared;
 
 pub use config::{
-    EndReason, Ending, HeartbeatFormat, StreamConfig, StreamError, StreamStats, TryChunk, TrySend,
+    EndReason, HeartbeatFormat, StreamConfig, StreamError, StreamStats, TryChunk, TrySend,
 };
 pub use consumer::{CloseHandle, EventStream, Failure};
 pub use frame::DONE_FRAME;

@@ -146,8 +146,7 @@ impl Shared {
             )),
             EndReason::Completed | EndReason::ConsumerGone => None,
         };
-        let bare = self.config.ending == Ending::Bare;
-        if let Some((message, code)) = error.filter(|_| !bare) {
+        if let Some((message, code)) = error {
             let body = error_frame(&self.request_id, &message, &code);
             let id = st.next_id;
             st.next_id += 1;
@@ -158,13 +157,15 @@ impl Shared {
                 done: false,
             });
         }
+        // Without its bytes the frame still marks the end for the consumer.
+        let done = if self.config.done_frame {
+            DONE_FRAME.to_vec()
+        } else {
+            Vec::new()
+        };
         st.queue.push_back(Frame {
             id: None,
-            body: if bare {
-                Vec::new()
-            } else {
-                DONE_FRAME.to_vec()
-            },
+            body: done,
             done: true,
         });
         st.end = Some(reason);

@@ -13,7 +13,7 @@ use super::tool;
 use crate::api::{Route, SearchRequest, Service};
 use crate::deepsearch::{DeepSearchError, FinalData, Message, Sink, Texts};
 use crate::stream::{
-    CloseHandle, Ending, EventStream, Failure, FrameId, HeartbeatFormat, Sender, StreamConfig,
+    CloseHandle, EventStream, Failure, FrameId, HeartbeatFormat, Sender, StreamConfig,
 };
 
 /// The calls in progress that a client may cancel, by session and request id. Each is
@@ -88,7 +88,8 @@ pub fn start(service: &Service, call: Call, req: SearchRequest) -> Result<EventS
     let config = StreamConfig {
         // A `data:` heartbeat would be a message the client cannot parse.
         heartbeat_format: HeartbeatFormat::Comment,
-        ending: Ending::Bare,
+        // The response ends the exchange; `[DONE]` would be a message it cannot parse.
+        done_frame: false,
         ..service.stream_config().clone()
     };
     let locale = req

@@ -65,8 +65,12 @@ impl Service {
         let answer = match self.mcp_answer(&head, body) {
             Ok(answer) => answer,
             Err(e) => {
-                tracing::info!(status = e.status, code = e.code.number(), message = %e.message,
-                    "mcp request refused");
+                // Not the message: it may quote the request.
+                tracing::info!(
+                    status = e.status,
+                    code = e.code.number(),
+                    "mcp request refused"
+                );
                 let mut answer = json_answer(e.status, e.body());
                 if e.status == 503 {
                     // The concurrency limit: a slot frees up soon.
