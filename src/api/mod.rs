@@ -57,9 +57,6 @@ pub enum Route {
     DeepSearch,
     /// `POST /v1/tool/deepsearch`: genie-tool's request and message shapes.
     GenieTool,
-    /// `POST /mcp`: MCP's JSON-RPC (`api::mcp`); its tool's arguments are read by the
-    /// `DeepSearch` rules.
-    Mcp,
 }
 
 impl Route {
@@ -68,7 +65,6 @@ impl Route {
         match self {
             Route::DeepSearch => "/deepsearch",
             Route::GenieTool => "/v1/tool/deepsearch",
-            Route::Mcp => "/mcp",
         }
     }
 }

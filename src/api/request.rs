@@ -136,7 +136,7 @@ pub fn parse_request(
         Some(_) => return Err(invalid("request_id", "must be a string")),
     };
     let default_loop = match route {
-        Route::DeepSearch | Route::Mcp => 3,
+        Route::DeepSearch => 3,
         // genie-tool's own default.
         Route::GenieTool => 1,
     };

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use super::admission::{count_refusal, Admission, StreamPermit};
 use super::genie::GenieFormat;
-use super::mcp::OpenCalls;
 use super::query::{last_event_id, query_to_body};
 use super::resume::{self, replay_config};
 use super::{
@@ -37,12 +36,12 @@ pub struct Service {
     stream_config: StreamConfig,
     admission: Admission,
     streams: Arc<OpenStreams>,
+    /// MCP tool calls in progress, for `notifications/cancelled`.
+    mcp_calls: Arc<super::mcp::OpenCalls>,
     /// Base URL of a deepsearch service every search is relayed to, instead of run here.
     upstream: Option<String>,
     /// Where streams are logged for resuming.
     replay: Arc<dyn ReplayStore>,
-    /// MCP tool calls in progress, for `notifications/cancelled`.
-    mcp_calls: Arc<OpenCalls>,
 }
 
 impl Service {
@@ -69,9 +68,9 @@ impl Service {
             limits,
             stream_config,
             streams: OpenStreams::new(),
+            mcp_calls: Arc::default(),
             upstream: None,
             replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
-            mcp_calls: Arc::default(),
         }
     }
 
@@ -127,6 +126,19 @@ impl Service {
     /// Searches in progress now.
     pub fn open_streams(&self) -> usize {
         self.admission.open()
+    }
+
+    /// The MCP tool calls in progress.
+    pub fn mcp_calls(&self) -> &Arc<super::mcp::OpenCalls> {
+        &self.mcp_calls
+    }
+
+    /// A slot of the concurrency limit for an MCP tool call, counted under `/mcp`.
+    pub(crate) fn admit_mcp(&self) -> Result<StreamPermit, ApiError> {
+        let path = super::mcp::PATH;
+        self.admission
+            .admit_at(path)
+            .inspect_err(|e| metrics::global().request(path, e.status, Default::default()))
     }
 
     /// Checks a request body for `route`.
@@ -217,8 +229,7 @@ impl Service {
             };
         }
         let stream = match route {
-            // `/mcp` answers through `Service::mcp`, never here; were it asked, the seed's shapes.
-            Route::DeepSearch | Route::Mcp => deepsearch.stream(
+            Route::DeepSearch => deepsearch.stream(
                 &req.request_id,
                 req.search.clone(),
                 self.stream_config.clone(),
@@ -299,11 +310,6 @@ impl Service {
         Reply::Stream(stream)
     }
 
-    /// The MCP tool calls in progress.
-    pub fn mcp_calls(&self) -> &Arc<OpenCalls> {
-        &self.mcp_calls
-    }
-
     /// The streams being served, for a server shutting down
     /// ([`OpenStreams::begin_shutdown`]).
     pub fn streams(&self) -> &Arc<OpenStreams> {
@@ -321,7 +327,7 @@ impl Service {
         let result = deepsearch.search(&search).await?;
         let mut body = Vec::with_capacity(1024);
         match route {
-            Route::DeepSearch | Route::Mcp => {
+            Route::DeepSearch => {
                 let _ = crate::json_compat::to_python_json(&result, &mut body);
             }
             Route::GenieTool => {

@@ -157,7 +157,10 @@ impl App {
             Route::GenieTool.path(),
             with_405(post(routes::genie_tool), routes::ALLOW_POST),
         )
-        .route("/mcp", with_405(post(routes::mcp), routes::ALLOW_POST))
+        .route(
+            crate::api::mcp::PATH,
+            with_405(post(routes::mcp), routes::ALLOW_POST),
+        )
         .route(
             "/healthz",
             with_405(get(routes::healthz), routes::ALLOW_GET),

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::jsonrpc::{notification, response, sse_event, Code, RpcError};
 use super::tool;
-use crate::api::{Route, SearchRequest, Service};
+use crate::api::{SearchRequest, Service};
 use crate::deepsearch::{DeepSearchError, FinalData, Message, Sink, Texts};
 use crate::stream::{
     CloseHandle, EventStream, Failure, FrameId, HeartbeatFormat, Sender, StreamConfig,
@@ -79,7 +79,7 @@ pub struct Call {
 /// notifications, then the response, and nothing after it.
 pub fn start(service: &Service, call: Call, req: SearchRequest) -> Result<EventStream, RpcError> {
     let permit = service
-        .admit(Route::Mcp)
+        .admit_mcp()
         .map_err(|e| RpcError::new(e.status, Code::Internal, e.message).to(&call.id))?;
     let deepsearch = service
         .deepsearch()

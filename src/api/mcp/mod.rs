@@ -27,7 +27,10 @@ use call::Call;
 pub use call::OpenCalls;
 use jsonrpc::{response, Code, Incoming, RpcError};
 
-use super::{Answer, AnswerBody, RequestBody, Route, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
+use super::{Answer, AnswerBody, RequestBody, Service, JSON_CONTENT_TYPE, SSE_HEADERS};
+
+/// Where MCP is served, and its requests' label in the metrics.
+pub const PATH: &str = "/mcp";
 
 /// The revisions served through `initialize`, oldest first.
 pub const HANDSHAKE_VERSIONS: [&str; 2] = ["2025-06-18", "2025-11-25"];
@@ -80,7 +83,7 @@ impl Service {
             }
         };
         if answer.status >= 400 {
-            super::admission::count_refusal(Route::Mcp, answer.status);
+            crate::metrics::global().request(PATH, answer.status, Default::default());
         }
         answer
     }
