@@ -373,6 +373,14 @@ class Service:
         ignored for ``GET``/``HEAD``; ``None`` means it was over the cap (413);
         ``body_timeout`` (seconds) that it did not arrive within them (408). Parsing,
         resuming, admission, the shutdown rule, logging and metrics are the core's."""
+    def shutdown(self) -> int:
+        """End every open stream, and every one started from now on, with an ``error``
+        message of code ``shutdown`` and ``[DONE]``; returns how many were open."""
+    def recorded(self, timeout: float) -> Awaitable[bool]:
+        """Wait, at most ``timeout`` seconds, until every search's replay log is written
+        out (to Redis, say), so a resume on another instance reads the ``shutdown`` error
+        and ``[DONE]``; resolves to False if some still were. After ``shutdown`` this is
+        short. Raises ``ConfigError`` for a timeout that is not a positive number."""
     def mcp(
         self,
         content_type: str | None,
@@ -390,14 +398,6 @@ class Service:
         ``Mcp-Session-Id``, ``Mcp-Method`` and ``Mcp-Name`` headers; ``body`` and
         ``body_timeout`` as for ``start``. A tool call's body is an ``EventStream`` of
         JSON-RPC messages; closing it cancels the search."""
-    def shutdown(self) -> int:
-        """End every open stream, and every one started from now on, with an ``error``
-        message of code ``shutdown`` and ``[DONE]``; returns how many were open."""
-    def recorded(self, timeout: float) -> Awaitable[bool]:
-        """Wait, at most ``timeout`` seconds, until every search's replay log is written
-        out (to Redis, say), so a resume on another instance reads the ``shutdown`` error
-        and ``[DONE]``; resolves to False if some still were. After ``shutdown`` this is
-        short. Raises ``ConfigError`` for a timeout that is not a positive number."""
 
 @final
 class Access:

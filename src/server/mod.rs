@@ -158,16 +158,16 @@ impl App {
             with_405(post(routes::genie_tool), routes::ALLOW_POST),
         )
         .route(
-            crate::api::mcp::PATH,
-            with_405(post(routes::mcp), routes::ALLOW_POST),
-        )
-        .route(
             "/healthz",
             with_405(get(routes::healthz), routes::ALLOW_GET),
         )
         .route(
             "/metrics",
             with_405(get(routes::metrics), routes::ALLOW_GET),
+        )
+        .route(
+            crate::api::mcp::PATH,
+            with_405(post(routes::mcp), routes::ALLOW_POST),
         )
         .route("/", with_405(get(routes::index), routes::ALLOW_GET))
         .fallback(routes::not_found)
