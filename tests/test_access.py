@@ -147,12 +147,16 @@ def test_guarded_parity(guarded: dict[str, Server], case: str) -> None:
         assert headers["access-control-allow-origin"] is None
     if status == 204:
         assert (
-            headers["access-control-allow-headers"] == "authorization, content-type, last-event-id"
+            headers["access-control-allow-headers"]
+            == "authorization, content-type, last-event-id, "
+            "mcp-protocol-version, mcp-session-id, mcp-method, mcp-name"
         )
         assert headers["access-control-allow-methods"] == "GET, HEAD, POST"
         assert answer["body"] == b""
     if origin == APP and status != 204:
-        assert headers["access-control-expose-headers"] == "retry-after, www-authenticate"
+        assert headers["access-control-expose-headers"] == (
+            "retry-after, www-authenticate, mcp-session-id"
+        )
 
 
 @pytest.mark.parametrize(

@@ -327,6 +327,171 @@ def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
     assert statuses["agui"] == 200 and statuses["agui-bad-props"] == 422
 
 
+MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
+MODERN = "2026-07-28"
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+def rpc(method: str | None, params: Any = None, rid: Any = 1, **headers: str) -> dict[str, Any]:
+    """A JSON-RPC message to /mcp (a notification when ``rid`` is None)."""
+    body: dict[str, Any] = {"jsonrpc": "2.0"}
+    if rid is not None:
+        body["id"] = rid
+    if method is not None:
+        body["method"] = method
+    if params is not None:
+        body["params"] = params
+    headers = {k.replace("_", "-"): v for k, v in headers.items()}
+    return {"method": "POST", "path": "/mcp", "json": body, "headers": {**MCP_ACCEPT, **headers}}
+
+
+def modern(method: str, params: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
+    """A 2026-07-28 request: the envelope in ``_meta``, mirrored in the headers."""
+    params = {**(params or {}), "_meta": {**MODERN_META, **(params or {}).get("_meta", {})}}
+    mirrored = {"mcp_protocol_version": MODERN, "mcp_method": method}
+    return rpc(method, params, **{**mirrored, **headers})
+
+
+INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t"}}
+TOOL_CALL = {"name": "deepsearch", "arguments": {"query": Q, "max_loop": 1}}
+MCP_CASES: dict[str, dict[str, Any]] = {
+    "initialize": rpc("initialize", INIT),
+    "initialize-old-version": rpc("initialize", {**INIT, "protocolVersion": "2024-11-05"}),
+    "initialize-no-version": rpc("initialize", {"capabilities": {}}),
+    "ping": rpc("ping", rid="p", mcp_protocol_version="2025-11-25"),
+    "tools-list": rpc("tools/list", mcp_protocol_version="2025-06-18"),
+    "call": rpc("tools/call", {**TOOL_CALL, "_meta": {"progressToken": "t1"}}),
+    "call-no-progress": rpc("tools/call", TOOL_CALL, rid=9),
+    "call-unknown-tool": rpc("tools/call", {"name": "nope", "arguments": {}}),
+    "call-bad-arguments": rpc("tools/call", {"name": "deepsearch", "arguments": {"query": 1}}),
+    "call-without-sse": {**rpc("tools/call", TOOL_CALL), "headers": {"accept": "application/json"}},
+    "unknown-method": rpc("resources/list"),
+    "unsupported-version-header": rpc("ping", mcp_protocol_version="1999-01-01"),
+    "notification": rpc("notifications/initialized", rid=None),
+    "cancel-unknown": rpc("notifications/cancelled", {"requestId": 5}, rid=None),
+    "batch": {**rpc("ping"), "json": [{"jsonrpc": "2.0", "id": 1, "method": "ping"}]},
+    "no-jsonrpc": {**rpc("ping"), "json": {"id": 1, "method": "ping"}},
+    "no-method": rpc(None),
+    "not-json": {
+        "method": "POST",
+        "path": "/mcp",
+        "content": b"{",
+        "headers": {**MCP_ACCEPT, "content-type": "application/json"},
+    },
+    "text-plain": {
+        "method": "POST",
+        "path": "/mcp",
+        "content": b"{}",
+        "headers": {**MCP_ACCEPT, "content-type": "text/plain"},
+    },
+    "oversized": {
+        "method": "POST",
+        "path": "/mcp",
+        "content": b'{"x": "' + b"x" * 70_000 + b'"}',
+        "headers": {**MCP_ACCEPT, "content-type": "application/json"},
+    },
+    "get": {"method": "GET", "path": "/mcp"},
+    "delete": {"method": "DELETE", "path": "/mcp"},
+    "discover": modern("server/discover"),
+    "modern-tools-list": modern("tools/list"),
+    "modern-call": modern(
+        "tools/call", {**TOOL_CALL, "_meta": {"progressToken": 3}}, mcp_name="deepsearch"
+    ),
+    "modern-ping": modern("ping"),
+    "modern-no-capabilities": rpc(
+        "tools/list",
+        {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN}},
+        mcp_protocol_version=MODERN,
+        mcp_method="tools/list",
+    ),
+    "modern-method-mismatch": modern("tools/list", mcp_method="ping"),
+    "modern-name-mismatch": modern("tools/call", TOOL_CALL, mcp_name="other"),
+    "modern-version-mismatch": modern("tools/list", mcp_protocol_version="2025-11-25"),
+    "modern-unsupported-version": {
+        **modern("tools/list", mcp_protocol_version="2027-01-01"),
+        "json": {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/list",
+            "params": {
+                "_meta": {**MODERN_META, "io.modelcontextprotocol/protocolVersion": "2027-01-01"}
+            },
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(MCP_CASES))
+def test_mcp_parity(pair: dict[str, Server], case: str) -> None:
+    spec = dict(MCP_CASES[case])
+    method, path = spec.pop("method"), spec.pop("path")
+    got = {name: exchange(server.url, method, path, **spec) for name, server in pair.items()}
+    assert got["fastapi"] == got["axum"]
+    answer = got["axum"]
+    if "events" in answer:
+        assert answer["headers"]["content-type"] == "text/event-stream; charset=utf-8"
+        # Nothing but JSON-RPC: no ids, no [DONE]; the response last.
+        assert all(ident is None for ident, _ in answer["events"])
+        *notes, last = [data for _, data in answer["events"]]
+        assert last["jsonrpc"] == "2.0" and last["result"]["isError"] is False
+        assert all(n["method"] == "notifications/progress" for n in notes)
+    elif "json" in answer and answer["status"] >= 400 and answer["status"] not in (401, 405):
+        assert answer["json"]["jsonrpc"] == "2.0" and isinstance(
+            answer["json"]["error"]["code"], int
+        )
+
+
+def test_mcp_parity_covers_the_answers(pair: dict[str, Server]) -> None:
+    """The MCP table reaches every answer the transport names, with its code."""
+    got = {}
+    for case, s in MCP_CASES.items():
+        spec = {k: v for k, v in s.items() if k not in ("method", "path")}
+        got[case] = exchange(pair["axum"].url, s["method"], s["path"], **spec)
+
+    def code(case: str) -> tuple[int, int]:
+        return got[case]["status"], got[case]["json"]["error"]["code"]
+
+    assert got["initialize"]["json"]["result"]["protocolVersion"] == "2025-06-18"
+    assert got["initialize-old-version"]["json"]["result"]["protocolVersion"] == "2025-11-25"
+    assert got["ping"]["json"] == {"jsonrpc": "2.0", "id": "p", "result": {}}
+    assert got["tools-list"]["json"]["result"]["tools"][0]["name"] == "deepsearch"
+    assert len(got["call"]["events"]) > 1 and len(got["call-no-progress"]["events"]) == 1
+    assert got["notification"]["status"] == 202 and got["cancel-unknown"]["status"] == 202
+    assert code("initialize-no-version") == (200, -32602)
+    assert code("call-unknown-tool") == (200, -32602) and code("call-bad-arguments") == (
+        200,
+        -32602,
+    )
+    assert code("call-without-sse") == (406, -32600)
+    assert code("unknown-method") == (200, -32601)
+    assert code("unsupported-version-header") == (400, -32600)
+    assert code("batch") == (400, -32600) and code("no-jsonrpc") == (400, -32600)
+    assert code("no-method") == (400, -32600) and code("not-json") == (400, -32700)
+    assert code("text-plain") == (415, -32600) and code("oversized") == (413, -32600)
+    assert got["get"]["status"] == 405 and got["get"]["headers"]["allow"] == "POST"
+    assert got["delete"]["status"] == 405
+    discover = got["discover"]["json"]["result"]
+    assert MODERN in discover["supportedVersions"] and discover["resultType"] == "complete"
+    assert got["modern-tools-list"]["json"]["result"]["resultType"] == "complete"
+    modern_result = got["modern-call"]["events"][-1][1]["result"]
+    assert modern_result["resultType"] == "complete"
+    assert (
+        modern_result["structuredContent"]
+        == got["call"]["events"][-1][1]["result"]["structuredContent"]
+    )
+    assert code("modern-ping") == (404, -32601)
+    assert code("modern-no-capabilities") == (400, -32602)
+    assert code("modern-method-mismatch") == (400, -32020)
+    assert code("modern-name-mismatch") == (400, -32020)
+    assert code("modern-version-mismatch") == (400, -32020)
+    assert code("modern-unsupported-version") == (400, -32022)
+    data = got["modern-unsupported-version"]["json"]["error"]["data"]
+    assert data == {"supported": [MODERN], "requested": "2027-01-01"}
+
+
 def test_a_locale_per_request(pair: dict[str, Server]) -> None:
     """The status lines of one search follow its own `locale`, not the server's."""
     for server in pair.values():

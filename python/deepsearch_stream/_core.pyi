@@ -385,6 +385,23 @@ class Service:
         out (to Redis, say), so a resume on another instance reads the ``shutdown`` error
         and ``[DONE]``; resolves to False if some still were. After ``shutdown`` this is
         short. Raises ``ConfigError`` for a timeout that is not a positive number."""
+    def mcp(
+        self,
+        content_type: str | None,
+        body: bytes | None,
+        *,
+        accept: str | None = None,
+        protocol_version: str | None = None,
+        session_id: str | None = None,
+        method: str | None = None,
+        name: str | None = None,
+        body_timeout: float | None = None,
+    ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
+        """Answer one ``POST /mcp`` (MCP over Streamable HTTP): ``(status, headers, body)``.
+        The keyword arguments are the ``Accept``, ``MCP-Protocol-Version``,
+        ``Mcp-Session-Id``, ``Mcp-Method`` and ``Mcp-Name`` headers; ``body`` and
+        ``body_timeout`` as for ``start``. A tool call's body is an ``EventStream`` of
+        JSON-RPC messages; closing it cancels the search."""
 
 @final
 class Access:

@@ -191,28 +191,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     strip_access_log_queries()
     app.state.search = search
 
+    async def receive_body(scope: Scope, receive: Receive) -> tuple[bytes | None, float | None]:
+        """The body by the core's cap, and the seconds it was waited for if it did not
+        arrive (None otherwise). Raises ``ClientGone``."""
+        declared = (header(scope, b"content-length") or "").strip()
+        length = int(declared) if declared.isascii() and declared.isdigit() else None
+        try:
+            body = await asyncio.wait_for(
+                read_body(receive, service.body_cap(length)), settings.body_timeout
+            )
+            return body, None
+        except asyncio.TimeoutError:
+            # Known to be over the cap: the 413; else the core's 408.
+            if length is None or length <= service.max_body_bytes:
+                return None, settings.body_timeout
+            return None, None
+
+    async def respond(
+        answer: tuple[int, list[tuple[str, str]], bytes | _core.EventStream],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        status, headers, payload = answer
+        if isinstance(payload, _core.EventStream):
+            await EventStreamResponse(payload, headers=headers)(scope, receive, send)
+        else:
+            await Response(payload, status_code=status, headers=dict(headers))(scope, receive, send)
+
     def streaming(route: str) -> Handler:
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
             # Parsing (body, or the query string of a GET), resuming, admission, the
             # shutdown rule, logging and metrics are the core's (`Service.start`).
-            get = scope["method"] in ("GET", "HEAD")
             body: bytes | None = b""
             timed_out: float | None = None
-            if not get:
-                declared = (header(scope, b"content-length") or "").strip()
-                length = int(declared) if declared.isascii() and declared.isdigit() else None
+            if scope["method"] not in ("GET", "HEAD"):
                 try:
-                    body = await asyncio.wait_for(
-                        read_body(receive, service.body_cap(length)), settings.body_timeout
-                    )
+                    body, timed_out = await receive_body(scope, receive)
                 except ClientGone:
                     return
-                except asyncio.TimeoutError:
-                    # Known to be over the cap: the 413; else the core's 408.
-                    body = None
-                    if length is None or length <= service.max_body_bytes:
-                        timed_out = settings.body_timeout
-            status, headers, payload = await service.start(
+            answered = await service.start(
                 route,
                 header(scope, b"content-type"),
                 body,
@@ -222,14 +240,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 body_timeout=timed_out,
                 path_id=scope.get("path_params", {}).get("id"),
             )
-            if isinstance(payload, _core.EventStream):
-                await EventStreamResponse(payload, headers=headers)(scope, receive, send)
-            else:
-                await Response(payload, status_code=status, headers=dict(headers))(
-                    scope, receive, send
-                )
+            await respond(answered, scope, receive, send)
 
         return answer
+
+    async def mcp(scope: Scope, receive: Receive, send: Send) -> None:
+        # MCP over Streamable HTTP: every decision is the core's (`Service.mcp`).
+        try:
+            body, timed_out = await receive_body(scope, receive)
+        except ClientGone:
+            return
+        answered = await service.mcp(
+            header(scope, b"content-type"),
+            body,
+            accept=header(scope, b"accept"),
+            protocol_version=header(scope, b"mcp-protocol-version"),
+            session_id=header(scope, b"mcp-session-id"),
+            method=header(scope, b"mcp-method"),
+            name=header(scope, b"mcp-name"),
+            body_timeout=timed_out,
+        )
+        await respond(answered, scope, receive, send)
 
     routes: dict[str, tuple[tuple[str, ...], Handler]] = {
         # HEAD too, as the axum server answers it (and names it in 405's Allow).
@@ -240,6 +271,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/api/chat": (("POST",), streaming("aisdk")),
         "/api/chat/{id}/stream": (("GET", "HEAD"), streaming("aisdk_resume")),
         "/ag-ui": (("POST",), streaming("agui")),
+        "/mcp": (("POST",), mcp),
     }
     if settings.bench_routes:
         from deepsearch_stream._bench import bench_routes

@@ -32,6 +32,12 @@ impl Admission {
 
     /// Takes a slot, or refuses with 503 `overloaded` and `Retry-After`.
     pub fn admit(&self, route: Route) -> Result<StreamPermit, ApiError> {
+        self.admit_at(route.path())
+    }
+
+    /// [`admit`](Self::admit) for a request counted under `path` (MCP's, which is no
+    /// [`Route`]).
+    pub fn admit_at(&self, path: &'static str) -> Result<StreamPermit, ApiError> {
         let taken = self.open.fetch_add(1, Ordering::AcqRel);
         if taken >= self.max {
             self.open.fetch_sub(1, Ordering::AcqRel);
@@ -49,7 +55,7 @@ impl Admission {
         }
         Ok(StreamPermit {
             open: Arc::clone(&self.open),
-            route,
+            path,
             started: Instant::now(),
             status: 200,
         })
@@ -61,7 +67,8 @@ impl Admission {
 #[derive(Debug)]
 pub struct StreamPermit {
     open: Arc<AtomicUsize>,
-    route: Route,
+    /// The route's path, the request's label in the metrics.
+    path: &'static str,
     started: Instant,
     status: u16,
 }
@@ -76,7 +83,7 @@ impl StreamPermit {
 impl Drop for StreamPermit {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
-        metrics::global().request(self.route.path(), self.status, self.started.elapsed());
+        metrics::global().request(self.path, self.status, self.started.elapsed());
     }
 }
 

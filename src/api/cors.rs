@@ -6,10 +6,13 @@ use super::AccessError;
 /// Methods a cross-origin page may use.
 pub const ALLOW_METHODS: &str = "GET, HEAD, POST";
 /// Request headers a cross-origin page may send beyond the safelisted ones: the API key,
-/// the JSON content type and the SSE resume header.
-pub const ALLOW_HEADERS: &str = "authorization, content-type, last-event-id";
-/// Response headers a cross-origin page may read beyond the safelisted ones.
-pub const EXPOSE_HEADERS: &str = "retry-after, www-authenticate";
+/// the JSON content type, the SSE resume header and the headers of MCP's HTTP transport
+/// (a browser MCP client, such as the MCP Inspector).
+pub const ALLOW_HEADERS: &str = "authorization, content-type, last-event-id, \
+    mcp-protocol-version, mcp-session-id, mcp-method, mcp-name";
+/// Response headers a cross-origin page may read beyond the safelisted ones (an MCP
+/// client must read its session id).
+pub const EXPOSE_HEADERS: &str = "retry-after, www-authenticate, mcp-session-id";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 600;
 

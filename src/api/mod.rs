@@ -16,6 +16,7 @@ mod body;
 mod cors;
 mod error;
 mod handle;
+pub mod mcp;
 mod open_streams;
 mod query;
 mod request;

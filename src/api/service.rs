@@ -79,6 +79,8 @@ pub struct Service {
     stream_config: StreamConfig,
     admission: Admission,
     streams: Arc<OpenStreams>,
+    /// MCP tool calls in progress, for `notifications/cancelled`.
+    mcp_calls: Arc<super::mcp::OpenCalls>,
     /// Base URL of a deepsearch service every search is relayed to, instead of run here.
     upstream: Option<String>,
     /// Where streams are logged for resuming.
@@ -110,6 +112,7 @@ impl Service {
             limits,
             stream_config,
             streams: OpenStreams::new(),
+            mcp_calls: Arc::default(),
             upstream: None,
             replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
             chats: Arc::default(),
@@ -168,6 +171,19 @@ impl Service {
     /// Searches in progress now.
     pub fn open_streams(&self) -> usize {
         self.admission.open()
+    }
+
+    /// The MCP tool calls in progress.
+    pub fn mcp_calls(&self) -> &Arc<super::mcp::OpenCalls> {
+        &self.mcp_calls
+    }
+
+    /// A slot of the concurrency limit for an MCP tool call, counted under `/mcp`.
+    pub(crate) fn admit_mcp(&self) -> Result<StreamPermit, ApiError> {
+        let path = super::mcp::PATH;
+        self.admission
+            .admit_at(path)
+            .inspect_err(|e| metrics::global().request(path, e.status, Default::default()))
     }
 
     /// Checks a request body for `route`.

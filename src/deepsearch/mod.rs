@@ -61,6 +61,8 @@ pub use history::PlanHistory;
 pub use messages::{
     DocData, FinalData, IntermediateData, Message, PlanData, QueryResults, SourceRef, WarningData,
 };
+// The loop's human-readable lines, for a protocol that reports its phases by them (MCP).
+pub(crate) use messages::Texts;
 pub use options::{
     Batching, Filter, Locale, Request, Settings, StreamMode, DEFAULT_BATCH_SECONDS,
     DEFAULT_BATCH_TOKENS, MAX_LOOP_RANGE, MAX_QUERY_CHARS,

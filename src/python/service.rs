@@ -12,7 +12,8 @@ use super::deepsearch::PyDeepSearch;
 use super::errors::ConfigError;
 use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
 use super::wake::{await_on_loop, Outcome};
-use crate::api::{AnswerBody, BodyCap, Limits, RequestBody, Route, SearchHead, Service};
+use crate::api::mcp::McpHead;
+use crate::api::{Answer, AnswerBody, BodyCap, Limits, RequestBody, Route, SearchHead, Service};
 use crate::replay::{MemoryStore, RedisStore, ReplayConfig, ReplayStore, REDIS_CONNECT_TIMEOUT};
 
 /// The search service behind an HTTP server; see the class docstring in `_core.pyi`.
@@ -40,6 +41,34 @@ fn route(name: &str) -> PyResult<Route> {
             names.join(", ")
         ))
     })
+}
+
+/// The body as the face read it: `None` is one over the cap, `timed_out` one that did
+/// not arrive in time.
+fn read_body(timed_out: Option<Duration>, body: Option<&[u8]>) -> RequestBody {
+    match (timed_out, body) {
+        (Some(wait), _) => RequestBody::TimedOut(wait),
+        (None, Some(bytes)) => RequestBody::Read(bytes::Bytes::copy_from_slice(bytes)),
+        (None, None) => RequestBody::TooLarge,
+    }
+}
+
+/// An [`Answer`] as `(status, headers, body)`.
+fn to_python(py: Python<'_>, answer: Answer, yield_every: u32) -> PyResult<Py<PyAny>> {
+    let headers = answer
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let body = match answer.body {
+        AnswerBody::Stream(stream) => {
+            let sender = stream.sender();
+            let stream = PyEventStream::from_parts(sender, stream, yield_every);
+            Py::new(py, stream)?.into_any()
+        }
+        AnswerBody::Bytes(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
+    };
+    Ok(response(py, answer.status, headers, body))
 }
 
 #[pymethods]
@@ -176,11 +205,7 @@ impl PyService {
         };
         let service = self.inner.clone();
         let yield_every = self.yield_every;
-        let body = match (timed_out, body) {
-            (Some(wait), _) => RequestBody::TimedOut(wait),
-            (None, Some(bytes)) => RequestBody::Read(bytes::Bytes::copy_from_slice(bytes)),
-            (None, None) => RequestBody::TooLarge,
-        };
+        let body = read_body(timed_out, body);
         let started = async move {
             let head = SearchHead {
                 method,
@@ -190,24 +215,43 @@ impl PyService {
                 path_id: path_id.as_deref(),
             };
             let answer = service.handle(route, head, body).await;
-            Outcome::Build(Box::new(move |py| {
-                let headers = answer
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
-                let body = match answer.body {
-                    AnswerBody::Stream(stream) => {
-                        let sender = stream.sender();
-                        let stream = PyEventStream::from_parts(sender, stream, yield_every);
-                        Py::new(py, stream)?.into_any()
-                    }
-                    AnswerBody::Bytes(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
-                };
-                Ok(response(py, answer.status, headers, body))
-            }))
+            Outcome::Build(Box::new(move |py| to_python(py, answer, yield_every)))
         };
         await_on_loop(py, started, None)
+    }
+
+    /// Answers one `POST /mcp` (see `_core.pyi`): the same `(status, headers, body)`.
+    #[pyo3(signature = (content_type, body, *, accept = None, protocol_version = None, session_id = None, method = None, name = None, body_timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn mcp<'py>(
+        &self,
+        py: Python<'py>,
+        content_type: Option<String>,
+        body: Option<&[u8]>,
+        accept: Option<String>,
+        protocol_version: Option<String>,
+        session_id: Option<String>,
+        method: Option<String>,
+        name: Option<String>,
+        body_timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timed_out = seconds("body_timeout", body_timeout)?;
+        let body = read_body(timed_out, body);
+        let service = self.inner.clone();
+        let yield_every = self.yield_every;
+        let answered = async move {
+            let head = McpHead {
+                content_type: content_type.as_deref(),
+                accept: accept.as_deref(),
+                protocol_version: protocol_version.as_deref(),
+                session_id: session_id.as_deref(),
+                method: method.as_deref(),
+                name: name.as_deref(),
+            };
+            let answer = service.mcp(head, body).await;
+            Outcome::Build(Box::new(move |py| to_python(py, answer, yield_every)))
+        };
+        await_on_loop(py, answered, None)
     }
 
     /// Ends every open stream (and every one started from now on) with an `error`

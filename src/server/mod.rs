@@ -3,6 +3,7 @@
 //!
 //! Routes: `POST /deepsearch` (and `GET /deepsearch?query=...` for `EventSource`) and
 //! `POST /v1/tool/deepsearch` (a stream or a JSON reply, resumable with `Last-Event-ID`),
+//! `POST /mcp` (deep search as an MCP tool, [`crate::api::mcp`]),
 //! `GET /healthz`, `GET /metrics`, `GET /` (the static page); anything else is a JSON
 //! 404, a served path asked with another method a JSON 405 with `Allow`. In front of
 //! them all, [`Access`]: the API key (`--api-key`) and CORS (`--cors-origins`).
@@ -183,6 +184,10 @@ impl App {
         .route(
             "/metrics",
             with_405(get(routes::metrics), routes::ALLOW_GET),
+        )
+        .route(
+            crate::api::mcp::PATH,
+            with_405(post(routes::mcp), routes::ALLOW_POST),
         )
         .route("/", with_405(get(routes::index), routes::ALLOW_GET))
         .fallback(routes::not_found)

@@ -13,8 +13,9 @@ use bytes::BytesMut;
 use futures::StreamExt;
 
 use super::App;
+use crate::api::mcp::McpHead;
 use crate::api::{
-    AnswerBody, ApiError, BodyCap, BodyStep, ErrorCode, RequestBody, Route, SearchHead,
+    Answer, AnswerBody, ApiError, BodyCap, BodyStep, ErrorCode, RequestBody, Route, SearchHead,
     JSON_CONTENT_TYPE, SSE_HEADERS,
 };
 use crate::metrics;
@@ -226,7 +227,35 @@ async fn answer(app: App, route: Route, head: Head, body: Option<Body>) -> Respo
         last_event_id: last_event_id.as_deref(),
         path_id: path_id.as_deref(),
     };
-    let answer = service.handle(route, head, body).await;
+    answer_response(service.handle(route, head, body).await)
+}
+
+/// `POST /mcp`: MCP over Streamable HTTP, decided by [`Service::mcp`](crate::api::Service::mcp).
+pub async fn mcp(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let service = app.service();
+    let declared = header_text(&headers, CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+    let cap = BodyCap::new(service.limits().max_body_bytes, declared);
+    let body = read_body(body, cap, app.connection_limits().body_timeout).await;
+    let text = |name: &str| header_text(&headers, name);
+    let (content_type, accept, version) = (
+        text("content-type"),
+        text("accept"),
+        text("mcp-protocol-version"),
+    );
+    let (session, method, name) = (text("mcp-session-id"), text("mcp-method"), text("mcp-name"));
+    let head = McpHead {
+        content_type: content_type.as_deref(),
+        accept: accept.as_deref(),
+        protocol_version: version.as_deref(),
+        session_id: session.as_deref(),
+        method: method.as_deref(),
+        name: name.as_deref(),
+    };
+    answer_response(service.mcp(head, body).await)
+}
+
+/// The response for a route's [`Answer`].
+fn answer_response(answer: Answer) -> Response {
     let mut res = match answer.body {
         AnswerBody::Stream(stream) => stream_response(stream),
         AnswerBody::Bytes(bytes) => Response::new(Body::from(bytes)),

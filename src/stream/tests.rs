@@ -497,3 +497,18 @@ async fn frames_come_out_typed_one_by_one_without_heartbeats() {
     assert_eq!(rx.stats().heartbeats, 0);
     assert_eq!(rx.stats().messages_sent, 3);
 }
+
+#[tokio::test]
+async fn without_the_done_frame_a_stream_ends_with_its_last_frame() {
+    let config = StreamConfig {
+        done_frame: false,
+        ..cfg()
+    };
+    let (tx, rx) = EventStream::new("r", config).unwrap();
+    tx.send_frame(FrameId::Unnumbered, b"data: {}\n\n".to_vec())
+        .await
+        .unwrap();
+    tx.complete().unwrap();
+    let body: Vec<u8> = rx.collect::<Vec<_>>().await.concat();
+    assert_eq!(body, b"data: {}\n\n");
+}
