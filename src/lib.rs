@@ -18,6 +18,7 @@ pub mod search;
 pub mod server;
 pub mod sse;
 pub mod stream;
+pub mod telemetry;
 
 #[cfg(feature = "python")]
 #[allow(unsafe_code)] // pyo3's macros expand to unsafe FFI glue

@@ -368,10 +368,12 @@ class Service:
         query: str | None = None,
         last_event_id: str | None = None,
         body_timeout: float | None = None,
+        traceparent: str | None = None,
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
         """Answer one request of a search route: ``(status, headers, body)``. ``body`` is
         ignored for ``GET``/``HEAD``; ``None`` means it was over the cap (413);
-        ``body_timeout`` (seconds) that it did not arrive within them (408). Parsing,
+        ``body_timeout`` (seconds) that it did not arrive within them (408);
+        ``traceparent`` (the W3C header) is the trace the search's spans continue. Parsing,
         resuming, admission, the shutdown rule, logging and metrics are the core's."""
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``

@@ -220,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 last_event_id=header(scope, b"last-event-id"),
                 body_timeout=timed_out,
+                traceparent=header(scope, b"traceparent"),
             )
             if isinstance(payload, _core.EventStream):
                 await EventStreamResponse(payload, headers=headers)(scope, receive, send)

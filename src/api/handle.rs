@@ -21,6 +21,8 @@ pub struct SearchHead<'a> {
     pub query: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub last_event_id: Option<&'a str>,
+    /// The W3C `traceparent` header: the search's trace span continues its trace.
+    pub traceparent: Option<&'a str>,
 }
 
 impl SearchHead<'_> {
@@ -78,10 +80,11 @@ impl Service {
     /// A search that does not stream runs inside this call: once the server begins
     /// shutting down it is given up with 503 `shutdown`.
     pub async fn handle(&self, route: Route, head: SearchHead<'_>, body: RequestBody) -> Answer {
-        let req = match self.request(route, &head, body) {
+        let mut req = match self.request(route, &head, body) {
             Ok(req) => req,
             Err(e) => return refused(route, None, &e),
         };
+        req.search.traceparent = head.traceparent.map(str::to_owned);
         let request_id = req.request_id.clone();
         let streaming = req.stream;
         tracing::info!(

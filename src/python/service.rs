@@ -149,7 +149,7 @@ impl PyService {
         cap.worth_reading().then(|| (cap.limit(), cap.drain_to()))
     }
 
-    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None, body_timeout = None))]
+    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None, body_timeout = None, traceparent = None))]
     #[allow(clippy::too_many_arguments)]
     fn start<'py>(
         &self,
@@ -161,6 +161,7 @@ impl PyService {
         query: Option<String>,
         last_event_id: Option<String>,
         body_timeout: Option<f64>,
+        traceparent: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let route = self::route(route)?;
         let timed_out = seconds("body_timeout", body_timeout)?;
@@ -186,6 +187,7 @@ impl PyService {
                 query: query.as_deref(),
                 content_type: content_type.as_deref(),
                 last_event_id: last_event_id.as_deref(),
+                traceparent: traceparent.as_deref(),
             };
             let answer = service.handle(route, head, body).await;
             Outcome::Build(Box::new(move |py| {

@@ -25,6 +25,7 @@ mod config;
 mod conn;
 mod routes;
 mod shutdown;
+pub mod subscriber;
 
 use std::future::Future;
 use std::sync::Arc;

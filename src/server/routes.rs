@@ -149,11 +149,13 @@ async fn search(
     };
     let content_type = header_text(&headers, CONTENT_TYPE);
     let last_event_id = header_text(&headers, "last-event-id");
+    let traceparent = header_text(&headers, "traceparent");
     let head = SearchHead {
         method,
         query: uri.query(),
         content_type: content_type.as_deref(),
         last_event_id: last_event_id.as_deref(),
+        traceparent: traceparent.as_deref(),
     };
     let answer = service.handle(route, head, body).await;
     let mut res = match answer.body {
