@@ -205,11 +205,11 @@ def table(faces: list[Face], args: argparse.Namespace) -> str:
 
 def write(path: Path, text: str) -> None:
     doc = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{START}\n{text}\n{END}"
+    block = f"{START}\n## Memory over repeated large-result searches (bench/soak.py)\n\n{text}\n{END}"
     if START in doc and END in doc:
         doc = doc[: doc.index(START)] + block + doc[doc.index(END) + len(END) :]
     else:
-        doc = doc.rstrip("\n") + "\n\n## Memory soak\n\n" + block + "\n"
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(doc, encoding="utf-8")
 
 

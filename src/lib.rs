@@ -9,6 +9,7 @@ pub mod deepsearch;
 pub mod http;
 pub mod json_compat;
 pub mod llm;
+pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod proxy;

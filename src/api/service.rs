@@ -259,6 +259,8 @@ impl Service {
         tokio::spawn(async move {
             resume::record(search, writer, id, permit).await;
             drop(recording);
+            // What the search held (engine answers, its documents) is free now.
+            crate::memory::release_soon();
         });
         let stream = resume::replay(request_id, replay_config(&self.stream_config), reader)?;
         Ok(self.count(stream))

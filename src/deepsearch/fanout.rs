@@ -65,7 +65,7 @@ async fn search_grid(
                 };
                 match &outcome {
                     Ok(docs) => {
-                        span.record("docs", docs.len());
+                        span.record("docs", telemetry::int(docs.len()));
                     }
                     Err(e) => telemetry::record_error(&span, e),
                 }

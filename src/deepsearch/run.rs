@@ -45,7 +45,7 @@ impl DeepSearch {
         let result = self.run_in_span(req, sink).instrument(span.clone()).await;
         match &result {
             Ok(done) => {
-                span.record("rounds", done.loops);
+                span.record("rounds", telemetry::int(done.loops));
             }
             Err(e) => telemetry::record_error(&span, e),
         }
@@ -85,7 +85,7 @@ impl DeepSearch {
                 .instrument(plan.clone())
                 .await
                 .inspect_err(|e| telemetry::record_error(&plan, e))?;
-            plan.record("queries", queries.len());
+            plan.record("queries", telemetry::int(queries.len()));
             drop(plan);
             if queries.is_empty() {
                 out.emit(Message::Progress(texts.nothing_new(round)))
@@ -157,36 +157,36 @@ impl DeepSearch {
         let mut batcher = Batcher::new(req.mode.batching);
         let mut answer = String::new();
         let written = async {
-        loop {
-            let next = match until(batcher.deadline()) {
-                Some(wait) => match tokio::time::timeout(wait, pieces.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        if let Some(batch) = batcher.flush() {
-                            out.emit(Message::Answer(batch)).await?;
+            loop {
+                let next = match until(batcher.deadline()) {
+                    Some(wait) => match tokio::time::timeout(wait, pieces.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            if let Some(batch) = batcher.flush() {
+                                out.emit(Message::Answer(batch)).await?;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                },
-                None => pieces.next().await,
-            };
-            let Some(piece) = next else { break };
-            let piece = piece?;
-            answer.push_str(&piece);
-            if let Some(batch) = batcher.push(piece, Instant::now()) {
+                    },
+                    None => pieces.next().await,
+                };
+                let Some(piece) = next else { break };
+                let piece = piece?;
+                answer.push_str(&piece);
+                if let Some(batch) = batcher.push(piece, Instant::now()) {
+                    out.emit(Message::Answer(batch)).await?;
+                }
+            }
+            if let Some(batch) = batcher.flush() {
                 out.emit(Message::Answer(batch)).await?;
             }
-        }
-        if let Some(batch) = batcher.flush() {
-            out.emit(Message::Answer(batch)).await?;
-        }
-        Ok::<(), DeepSearchError>(())
+            Ok::<(), DeepSearchError>(())
         }
         .instrument(span.clone())
         .await;
         match &written {
             Ok(()) => {
-                span.record("chars", answer.chars().count());
+                span.record("chars", telemetry::int(answer.chars().count()));
             }
             Err(e) => telemetry::record_error(&span, e),
         }

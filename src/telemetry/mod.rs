@@ -29,7 +29,7 @@ pub fn search_span(traceparent: Option<&str>, max_loop: usize) -> tracing::Span 
     let span = tracing::info_span!(
         target: TARGET,
         "search",
-        max_loop,
+        max_loop = int(max_loop),
         rounds = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
         error = tracing::field::Empty,
@@ -46,7 +46,7 @@ pub fn engine_span(engine: &str, round: usize) -> tracing::Span {
         target: TARGET,
         "engine",
         engine,
-        round,
+        round = int(round),
         docs = tracing::field::Empty,
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
@@ -69,12 +69,18 @@ pub fn model_span(model: &str, stream: bool) -> tracing::Span {
 
 /// The span of round `round`'s plan (a model call when a model plans).
 pub fn plan_span(round: usize) -> tracing::Span {
-    tracing::info_span!(target: TARGET, "plan", round, queries = tracing::field::Empty)
+    tracing::info_span!(target: TARGET, "plan", round = int(round), queries = tracing::field::Empty)
 }
 
 /// The span of writing the answer (a streamed model call when a model writes it).
 pub fn answer_span(sources: usize) -> tracing::Span {
-    tracing::info_span!(target: TARGET, "answer", sources, chars = tracing::field::Empty)
+    tracing::info_span!(target: TARGET, "answer", sources = int(sources), chars = tracing::field::Empty)
+}
+
+/// A count as the signed integer OpenTelemetry attributes hold (an unsigned one
+/// would be exported as text).
+pub fn int(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// Marks `span` failed with `error` (the OpenTelemetry status `ERROR`).

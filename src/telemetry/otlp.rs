@@ -99,7 +99,9 @@ where
     let resource = if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
         Resource::builder().build()
     } else {
-        Resource::builder().with_service_name(default_service).build()
+        Resource::builder()
+            .with_service_name(default_service)
+            .build()
     };
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
@@ -109,6 +111,7 @@ where
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_location(false)
+        .with_target(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
         // Only the search's spans (and the events inside them): the rest of the
