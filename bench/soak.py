@@ -108,7 +108,9 @@ def rss_mb(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
-def start(face: str, engine: LargeEngine, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    face: str, engine: LargeEngine, args: argparse.Namespace
+) -> tuple[subprocess.Popen[bytes], str]:
     flags = [
         "--host", "127.0.0.1", "--port", "0", "--engines", "searxng",
         "--replay-max-bytes", str(args.replay_max_bytes),
@@ -183,9 +185,7 @@ def table(faces: list[Face], args: argparse.Namespace) -> str:
     runs = max(len(f.rss_mb) for f in faces) - 1
     head = "| face | start | " + " | ".join(f"run {n}" for n in range(1, runs + 1)) + " |"
     rule = "|---|---:|" + "---:|" * runs
-    rows = [
-        f"| {f.name} | " + " | ".join(f"{v:.0f}" for v in f.rss_mb) + " |" for f in faces
-    ]
+    rows = [f"| {f.name} | " + " | ".join(f"{v:.0f}" for v in f.rss_mb) + " |" for f in faces]
     payload = args.hits * args.hit_bytes // 1024
     return "\n".join(
         [
@@ -194,7 +194,7 @@ def table(faces: list[Face], args: argparse.Namespace) -> str:
             f"every answer holds {args.hits} results of {args.hit_bytes} bytes (~{payload} "
             f"KB); replay cap {args.replay_max_bytes >> 20} MB, RSS read {args.settle:g} s "
             "after each run. Command: `bench/run soak "
-            f"--runs {args.runs} --searches {args.searches}`.",
+            f"--runs {args.runs} --searches {args.searches} --concurrency {args.concurrency}`.",
             "",
             head,
             rule,
@@ -205,7 +205,8 @@ def table(faces: list[Face], args: argparse.Namespace) -> str:
 
 def write(path: Path, text: str) -> None:
     doc = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{START}\n## Memory over repeated large-result searches (bench/soak.py)\n\n{text}\n{END}"
+    title = "## Memory over repeated large-result searches (bench/soak.py)"
+    block = f"{START}\n{title}\n\n{text}\n{END}"
     if START in doc and END in doc:
         doc = doc[: doc.index(START)] + block + doc[doc.index(END) + len(END) :]
     else:
@@ -218,7 +219,7 @@ def main() -> int:
     p.add_argument("--faces", default="axum,fastapi")
     p.add_argument("--runs", type=int, default=8)
     p.add_argument("--searches", type=int, default=300)
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--concurrency", type=int, default=100)
     p.add_argument("--hits", type=int, default=100)
     p.add_argument("--hit-bytes", type=int, default=4000)
     p.add_argument("--replay-max-bytes", type=int, default=8 << 20)

@@ -5,9 +5,9 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// Idle connections kept per host. Each keeps its read buffer, grown to the size of
-/// the largest answer it carried (up to ~400 KB for a large search result), so an
-/// unbounded pool after a burst of concurrent searches held hundreds of MB idle.
+/// Idle connections kept per host. Each keeps its read buffer, grown with the answers
+/// it carried (about 0.5 MB for large search results), and an unbounded pool kept every
+/// connection a burst of concurrent searches had opened (`bench/soak.py`).
 pub const POOL_MAX_IDLE_PER_HOST: usize = 8;
 /// How long an idle connection is kept for reuse (reqwest's default is 90 s).
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);

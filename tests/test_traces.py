@@ -103,9 +103,7 @@ def providers() -> Iterator[tuple[ModelServer, SearxngServer]]:
         engine.close()
 
 
-def start(
-    backend: str, providers: tuple[ModelServer, SearxngServer], env: dict[str, str]
-) -> Any:
+def start(backend: str, providers: tuple[ModelServer, SearxngServer], env: dict[str, str]) -> Any:
     model, engine = providers
     args = ["--engines", "searxng", "--llm-base-url", model.url, "--llm-model", "m"]
     # The batch exporter sends every 100 ms instead of every 5 s.
