@@ -5,6 +5,13 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+/// Idle connections kept per host. Each keeps its read buffer, grown with the answers
+/// it carried (about 0.5 MB for large search results), and an unbounded pool kept every
+/// connection a burst of concurrent searches had opened (`bench/soak.py`).
+pub const POOL_MAX_IDLE_PER_HOST: usize = 8;
+/// How long an idle connection is kept for reuse (reqwest's default is 90 s).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The HTTP client could not be built (TLS setup).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -94,7 +101,9 @@ pub(crate) fn client_builder() -> Result<reqwest::ClientBuilder, ClientError> {
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .user_agent(concat!("deepsearch-stream/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10)))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT))
 }
 
 /// An error with its whole source chain, since reqwest's top-level message alone

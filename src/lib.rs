@@ -9,6 +9,7 @@ pub mod deepsearch;
 pub mod http;
 pub mod json_compat;
 pub mod llm;
+pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod proxy;
@@ -18,6 +19,7 @@ pub mod search;
 pub mod server;
 pub mod sse;
 pub mod stream;
+pub mod telemetry;
 
 #[cfg(feature = "python")]
 #[allow(unsafe_code)] // pyo3's macros expand to unsafe FFI glue

@@ -369,14 +369,16 @@ class Service:
         last_event_id: str | None = None,
         body_timeout: float | None = None,
         path_id: str | None = None,
+        traceparent: str | None = None,
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
         """Answer one request of a search route: ``(status, headers, body)``. ``route``
         is a route's name: ``deepsearch``, ``genie``, ``openai``, ``openai_models``,
         ``aisdk``, ``aisdk_resume``, ``agui``. ``body`` is ignored for ``GET``/``HEAD``;
         ``None`` means it was over the cap (413); ``body_timeout`` (seconds) that it did
         not arrive within them (408); ``path_id`` is the ``{id}`` of
-        ``/api/chat/{id}/stream``. Parsing, resuming, admission, the shutdown rule,
-        logging and metrics are the core's."""
+        ``/api/chat/{id}/stream``; ``traceparent`` (the W3C header) is the trace the
+        search's spans continue. Parsing, resuming, admission, the shutdown rule, logging
+        and metrics are the core's."""
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``
         message of code ``shutdown`` and ``[DONE]``; returns how many were open."""

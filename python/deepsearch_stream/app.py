@@ -239,6 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 last_event_id=header(scope, b"last-event-id"),
                 body_timeout=timed_out,
                 path_id=scope.get("path_params", {}).get("id"),
+                traceparent=header(scope, b"traceparent"),
             )
             await respond(answered, scope, receive, send)
 

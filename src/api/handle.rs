@@ -24,6 +24,8 @@ pub struct SearchHead<'a> {
     pub last_event_id: Option<&'a str>,
     /// The `{id}` segment of a route whose path has one ([`Route::AiSdkResume`]).
     pub path_id: Option<&'a str>,
+    /// The W3C `traceparent` header: the search's trace span continues its trace.
+    pub traceparent: Option<&'a str>,
 }
 
 impl SearchHead<'_> {
@@ -103,10 +105,11 @@ impl Service {
             }
             _ => {}
         }
-        let req = match self.request(route, &head, body) {
+        let mut req = match self.request(route, &head, body) {
             Ok(req) => req,
             Err(e) => return refused(route, None, &e),
         };
+        req.search.traceparent = head.traceparent.map(str::to_owned);
         let request_id = req.request_id.clone();
         let streaming = req.stream;
         tracing::info!(

@@ -321,6 +321,8 @@ impl Service {
         tokio::spawn(async move {
             resume::record(search, writer, id, (permit, chat), linger).await;
             drop(recording);
+            // What the search held (engine answers, its documents) is free now.
+            crate::memory::release_soon();
         });
         let config = self.connection_config(format);
         let stream = resume::replay(request_id, config, reader, format)?;

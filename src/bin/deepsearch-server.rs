@@ -1,22 +1,16 @@
 //! `deepsearch-server`: the pure-Rust DeepSearch HTTP server. `--help` lists the flags.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use deepsearch_stream::deepsearch::Brain;
 use deepsearch_stream::server::{signal, App, Args};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    // Dropped last, after the runtime: flushes the spans of the last searches.
+    let _traces = deepsearch_stream::server::subscriber::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use tracing::Instrument;
 
 use super::dedup::Seen;
 use super::messages::{DocData, QueryResults, WarningData};
 use crate::search::{Document, SearchEngine, SearchError};
+use crate::telemetry;
 
 /// A document new to this search, with where it came from.
 #[derive(Debug, Clone)]
@@ -43,6 +45,7 @@ pub(crate) struct FanoutLimits {
 async fn search_grid(
     engines: &[Arc<dyn SearchEngine>],
     queries: &[String],
+    round: usize,
     limits: FanoutLimits,
 ) -> Vec<Vec<Result<Vec<Document>, SearchError>>> {
     let jobs = (0..queries.len()).flat_map(|q| (0..engines.len()).map(move |e| (q, e)));
@@ -50,13 +53,22 @@ async fn search_grid(
         .map(|(q, e)| {
             let engine = &engines[e];
             let query = queries[q].as_str();
+            let span = telemetry::engine_span(engine.name(), round);
             async move {
                 let started = std::time::Instant::now();
-                let call = engine.search(query, limits.docs_per_query);
+                let call = engine
+                    .search(query, limits.docs_per_query)
+                    .instrument(span.clone());
                 let outcome = match tokio::time::timeout(limits.timeout, call).await {
                     Ok(result) => result,
                     Err(_) => Err(SearchError::Timeout(limits.timeout)),
                 };
+                match &outcome {
+                    Ok(docs) => {
+                        span.record("docs", telemetry::int(docs.len()));
+                    }
+                    Err(e) => telemetry::record_error(&span, e),
+                }
                 crate::metrics::global().engine_call(
                     engine.name(),
                     outcome.is_ok(),
@@ -87,7 +99,7 @@ pub(crate) async fn search_round(
     limits: FanoutLimits,
     seen: &mut Seen,
 ) -> RoundResults {
-    let grid = search_grid(engines, queries, limits).await;
+    let grid = search_grid(engines, queries, round, limits).await;
     let mut out = RoundResults::default();
     for (q, row) in grid.into_iter().enumerate() {
         let mut lists = Vec::with_capacity(row.len());

@@ -218,6 +218,9 @@ pub struct Request {
     /// Language of this search's status lines; `None`: the server's
     /// ([`Settings::locale`]).
     pub locale: Option<Locale>,
+    /// The W3C `traceparent` of the request that asked for this search: its trace
+    /// span continues that trace (see [`crate::telemetry`]).
+    pub traceparent: Option<String>,
 }
 
 impl Request {
@@ -228,6 +231,7 @@ impl Request {
             max_loop: 3,
             mode: StreamMode::default(),
             locale: None,
+            traceparent: None,
         }
     }
 

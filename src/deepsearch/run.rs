@@ -2,6 +2,7 @@
 
 use futures::StreamExt;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::brain::{cited_numbers, Citing};
 use super::dedup::Seen;
@@ -14,6 +15,7 @@ use super::sink::{until, Batcher, Filtered, Sink};
 use super::PlanHistory;
 use super::{DeepSearch, DeepSearchError};
 use crate::search::Document;
+use crate::telemetry;
 
 /// Documents the offline answer builder scores sentences from at most: it ranks
 /// sentences itself, so it gets more material than a model's prompt could hold.
@@ -39,6 +41,22 @@ impl DeepSearch {
         sink: &mut S,
     ) -> Result<FinalData, DeepSearchError> {
         req.validate()?;
+        let span = telemetry::search_span(req.traceparent.as_deref(), req.max_loop);
+        let result = self.run_in_span(req, sink).instrument(span.clone()).await;
+        match &result {
+            Ok(done) => {
+                span.record("rounds", telemetry::int(done.loops));
+            }
+            Err(e) => telemetry::record_error(&span, e),
+        }
+        result
+    }
+
+    async fn run_in_span<S: Sink>(
+        &self,
+        req: &Request,
+        sink: &mut S,
+    ) -> Result<FinalData, DeepSearchError> {
         let started = Instant::now();
         let locale = req.locale.unwrap_or(self.settings.locale);
         let texts = Texts(locale);
@@ -60,10 +78,15 @@ impl DeepSearch {
         let mut rounds = 0;
         for round in 1..=req.max_loop {
             out.emit(Message::Progress(texts.round(round))).await?;
+            let plan = telemetry::plan_span(round);
             let queries = self
                 .brain
                 .plan(query, round, &history, self.settings.max_queries)
-                .await?;
+                .instrument(plan.clone())
+                .await
+                .inspect_err(|e| telemetry::record_error(&plan, e))?;
+            plan.record("queries", telemetry::int(queries.len()));
+            drop(plan);
             if queries.is_empty() {
                 out.emit(Message::Progress(texts.nothing_new(round)))
                     .await?;
@@ -120,38 +143,55 @@ impl DeepSearch {
         self.read_pages(&mut docs, texts, &mut out).await?;
 
         out.emit(Message::Progress(texts.answering())).await?;
-        let (mut pieces, citing, checker) = self.brain.answer(
-            query,
-            &history.searched,
-            &docs,
-            self.settings.answer_sentences,
-            no_answer(locale),
-        );
+        let span = telemetry::answer_span(docs.len());
+        // Entered so that a model call the answer makes is this span's child.
+        let (mut pieces, citing, checker) = span.in_scope(|| {
+            self.brain.answer(
+                query,
+                &history.searched,
+                &docs,
+                self.settings.answer_sentences,
+                no_answer(locale),
+            )
+        });
         let mut batcher = Batcher::new(req.mode.batching);
         let mut answer = String::new();
-        loop {
-            let next = match until(batcher.deadline()) {
-                Some(wait) => match tokio::time::timeout(wait, pieces.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        if let Some(batch) = batcher.flush() {
-                            out.emit(Message::Answer(batch)).await?;
+        let written = async {
+            loop {
+                let next = match until(batcher.deadline()) {
+                    Some(wait) => match tokio::time::timeout(wait, pieces.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            if let Some(batch) = batcher.flush() {
+                                out.emit(Message::Answer(batch)).await?;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                },
-                None => pieces.next().await,
-            };
-            let Some(piece) = next else { break };
-            let piece = piece?;
-            answer.push_str(&piece);
-            if let Some(batch) = batcher.push(piece, Instant::now()) {
+                    },
+                    None => pieces.next().await,
+                };
+                let Some(piece) = next else { break };
+                let piece = piece?;
+                answer.push_str(&piece);
+                if let Some(batch) = batcher.push(piece, Instant::now()) {
+                    out.emit(Message::Answer(batch)).await?;
+                }
+            }
+            if let Some(batch) = batcher.flush() {
                 out.emit(Message::Answer(batch)).await?;
             }
+            Ok::<(), DeepSearchError>(())
         }
-        if let Some(batch) = batcher.flush() {
-            out.emit(Message::Answer(batch)).await?;
+        .instrument(span.clone())
+        .await;
+        match &written {
+            Ok(()) => {
+                span.record("chars", telemetry::int(answer.chars().count()));
+            }
+            Err(e) => telemetry::record_error(&span, e),
         }
+        written?;
+        drop(span);
 
         let citations = match checker {
             Some(c) => {

@@ -16,6 +16,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::{timeout_at, Instant};
+use tracing::Instrument;
 
 use super::config::{ChatMessage, LlmConfig};
 use super::think::{Delta, ThinkSplitter};
@@ -25,6 +26,7 @@ use super::wire::{
 };
 use super::LlmError;
 use crate::sse::{DecodedEvent, Decoder};
+use crate::telemetry;
 
 /// Client for one configured server and model. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ impl LlmClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
+            .pool_max_idle_per_host(crate::http::POOL_MAX_IDLE_PER_HOST)
+            .pool_idle_timeout(crate::http::POOL_IDLE_TIMEOUT)
             .user_agent(concat!("deepsearch-stream/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LlmError::Config(error_chain(&e)))?;
@@ -107,7 +111,17 @@ impl LlmClient {
         &self,
         messages: Vec<ChatMessage>,
     ) -> impl Stream<Item = Result<Delta, LlmError>> + Send + 'static {
-        futures::stream::unfold(StreamState::Start(self.clone(), messages), next_item)
+        // The span lasts as long as the stream: opened here, under the caller's span,
+        // closed when the stream is dropped.
+        let span = telemetry::model_span(&self.config.model, true);
+        futures::stream::unfold(StreamState::Start(self.clone(), messages), next_item).map(
+            move |item| {
+                if let Err(e) = &item {
+                    telemetry::record_error(&span, e);
+                }
+                item
+            },
+        )
     }
 
     /// One non-streaming completion; returns the answer text with any think
@@ -120,11 +134,17 @@ impl LlmClient {
     /// # Ok(()) }
     /// ```
     pub async fn chat(&self, messages: Vec<ChatMessage>) -> Result<String, LlmError> {
-        let deadline = Instant::now() + self.config.timeout;
-        let response = self.send(&messages, false, deadline).await?;
-        let body = self.read_body(response, deadline).await?;
-        let completion = parse_completion(&body, &self.redactor())?;
-        Ok(completion.content)
+        let span = telemetry::model_span(&self.config.model, false);
+        let call = async {
+            let deadline = Instant::now() + self.config.timeout;
+            let response = self.send(&messages, false, deadline).await?;
+            let body = self.read_body(response, deadline).await?;
+            let completion = parse_completion(&body, &self.redactor())?;
+            Ok(completion.content)
+        };
+        call.instrument(span.clone())
+            .await
+            .inspect_err(|e| telemetry::record_error(&span, e))
     }
 
     /// [`LlmClient::chat`] followed by [`super::parse_json_lenient`].

@@ -9,18 +9,22 @@
 //! Every record has a `request_id` attribute (the event's field, else the nearest
 //! entered span's, else `"-"`) and a `fields` dict of the event's other fields.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, Registry};
+
+use crate::telemetry::otlp::{self, Traces};
 
 /// The Python logger records go to.
 pub const LOGGER: &str = "deepsearch_stream";
@@ -65,69 +69,50 @@ impl Fields {
     }
 }
 
-thread_local! {
-    /// Spans entered on this thread, innermost last.
-    static ENTERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-}
+/// A span's request id, kept in the registry's extensions of that span.
+struct RequestId(String);
 
-/// The subscriber: keeps the request id of each live span, formats events, queues them.
+/// The layer: keeps the request id of each span that has one, formats events, queues
+/// them. The registry under it tracks the spans (and which are entered).
 struct Bridge {
     queue: SyncSender<LogRecord>,
-    next_span: AtomicU64,
-    /// Live spans: (references, request id).
-    spans: Mutex<HashMap<u64, (usize, Option<String>)>>,
 }
 
-impl Bridge {
-    fn span_request_id(&self) -> Option<String> {
-        let spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
-        ENTERED.with(|entered| {
-            entered
-                .borrow()
-                .iter()
-                .rev()
-                .find_map(|id| spans.get(id).and_then(|(_, rid)| rid.clone()))
-        })
-    }
-}
-
-impl Subscriber for Bridge {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        // INFO and above, as the axum server logs by default; Python's levels filter on.
-        *metadata.level() <= Level::INFO
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
+impl<S> Layer<S> for Bridge
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut fields = Fields::default();
-        span.record(&mut fields);
-        let id = self.next_span.fetch_add(1, Ordering::Relaxed) + 1;
-        self.spans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (1, fields.request_id));
-        Id::from_u64(id)
-    }
-
-    fn record(&self, span: &Id, values: &Record<'_>) {
-        let mut fields = Fields::default();
-        values.record(&mut fields);
-        if let Some(rid) = fields.request_id {
-            let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = spans.get_mut(&span.into_u64()) {
-                entry.1 = Some(rid);
-            }
+        attrs.record(&mut fields);
+        if let (Some(rid), Some(span)) = (fields.request_id, ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(rid));
         }
     }
 
-    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        values.record(&mut fields);
+        if let (Some(rid), Some(span)) = (fields.request_id, ctx.span(id)) {
+            span.extensions_mut().replace(RequestId(rid));
+        }
+    }
 
-    fn event(&self, event: &Event<'_>) {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
+        // The event's own request id, else the nearest enclosing span's.
+        let request_id = fields.request_id.or_else(|| {
+            ctx.event_scope(event)?.find_map(|span| {
+                let extensions = span.extensions();
+                let found = extensions.get::<RequestId>().map(|rid| rid.0.clone());
+                found
+            })
+        });
         let record = LogRecord {
             level: *event.metadata().level(),
             target: event.metadata().target(),
-            request_id: fields.request_id.or_else(|| self.span_request_id()),
+            request_id,
             message: fields.message,
             fields: fields.rest,
         };
@@ -139,44 +124,6 @@ impl Subscriber for Bridge {
             // The logging thread is gone (the interpreter is exiting).
             Err(TrySendError::Disconnected(_)) => {}
         }
-    }
-
-    fn enter(&self, span: &Id) {
-        ENTERED.with(|entered| entered.borrow_mut().push(span.into_u64()));
-    }
-
-    fn exit(&self, span: &Id) {
-        let id = span.into_u64();
-        ENTERED.with(|entered| {
-            let mut entered = entered.borrow_mut();
-            if let Some(at) = entered.iter().rposition(|&e| e == id) {
-                entered.remove(at);
-            }
-        });
-    }
-
-    fn clone_span(&self, span: &Id) -> Id {
-        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = spans.get_mut(&span.into_u64()) {
-            entry.0 += 1;
-        }
-        span.clone()
-    }
-
-    fn try_close(&self, span: Id) -> bool {
-        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
-        let id = span.into_u64();
-        let closed = match spans.get_mut(&id) {
-            Some(entry) => {
-                entry.0 -= 1;
-                entry.0 == 0
-            }
-            None => false,
-        };
-        if closed {
-            spans.remove(&id);
-        }
-        closed
     }
 }
 
@@ -222,18 +169,40 @@ fn log(py: Python<'_>, logger: &Bound<'_, PyAny>, record: &LogRecord) -> PyResul
 }
 
 /// Installs the bridge as the process's `tracing` subscriber, once; false when another
-/// subscriber was there first.
+/// subscriber was there first. With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the search's
+/// spans are exported too ([`otlp`]); an exporter that cannot be set up is reported
+/// through the bridge once it runs.
 pub fn install() -> bool {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
     *INSTALLED.get_or_init(|| {
         let (queue, records) = sync_channel::<LogRecord>(QUEUE);
-        let bridge = Bridge {
-            queue,
-            next_span: AtomicU64::new(0),
-            spans: Mutex::new(HashMap::new()),
+        // INFO and above, as the axum server logs by default; Python's levels filter on.
+        // INFO and above, as the axum server logs by default; Python's levels filter on.
+        let bridge = Bridge { queue }.with_filter(LevelFilter::INFO);
+        // Two subscriber types rather than an `Option` layer, which when `None` would
+        // make every callsite "sometimes" enabled, checked at each event.
+        let mut failed = None;
+        let installed = if otlp::enabled() {
+            let registry = Registry::default().with(bridge);
+            match otlp::layer(SERVICE_NAME) {
+                Ok(Some((layer, traces))) => {
+                    let _ = TRACES.set(traces);
+                    tracing::subscriber::set_global_default(registry.with(layer))
+                }
+                Ok(None) => tracing::subscriber::set_global_default(registry),
+                Err(e) => {
+                    failed = Some(e);
+                    tracing::subscriber::set_global_default(registry)
+                }
+            }
+        } else {
+            tracing::subscriber::set_global_default(Registry::default().with(bridge))
         };
-        if tracing::subscriber::set_global_default(bridge).is_err() {
+        if installed.is_err() {
             return false;
+        }
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "traces are not exported");
         }
         let spawned = std::thread::Builder::new()
             .name("deepsearch-log".into())
@@ -256,6 +225,25 @@ pub fn install() -> bool {
             });
         spawned.is_ok()
     })
+}
+
+/// The service name traces carry unless `OTEL_SERVICE_NAME` says otherwise.
+const SERVICE_NAME: &str = "deepsearch-stream";
+
+/// The trace exporter, when installed.
+static TRACES: OnceLock<Traces> = OnceLock::new();
+
+/// Whether the search's spans are exported.
+pub fn exporting_traces() -> bool {
+    TRACES.get().is_some()
+}
+
+/// Sends the spans not yet exported (at interpreter exit, so the last searches' spans
+/// are not lost); without an exporter, nothing.
+pub fn flush_traces() {
+    if let Some(traces) = TRACES.get() {
+        traces.flush();
+    }
 }
 
 /// A warning for the records that found the queue full since the last one.

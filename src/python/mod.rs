@@ -25,6 +25,19 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The core's log events go to `logging.getLogger("deepsearch_stream")`.
     logging::install();
+    if logging::exporting_traces() {
+        // The batch exporter sends every few seconds: the spans of the last searches
+        // would be lost at exit without a last flush.
+        let flush = pyo3::types::PyCFunction::new_closure(
+            py,
+            None,
+            None,
+            |args: &Bound<'_, pyo3::types::PyTuple>, _kwargs| {
+                args.py().detach(logging::flush_traces);
+            },
+        )?;
+        py.import("atexit")?.call_method1("register", (flush,))?;
+    }
     m.add_class::<stream::PyEventStream>()?;
     m.add_class::<deepsearch::PyDeepSearch>()?;
     m.add_class::<service::PyService>()?;

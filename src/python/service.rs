@@ -178,7 +178,7 @@ impl PyService {
         cap.worth_reading().then(|| (cap.limit(), cap.drain_to()))
     }
 
-    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None, body_timeout = None, path_id = None))]
+    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None, body_timeout = None, path_id = None, traceparent = None))]
     #[allow(clippy::too_many_arguments)]
     fn start<'py>(
         &self,
@@ -191,6 +191,7 @@ impl PyService {
         last_event_id: Option<String>,
         body_timeout: Option<f64>,
         path_id: Option<String>,
+        traceparent: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let route = self::route(route)?;
         let timed_out = seconds("body_timeout", body_timeout)?;
@@ -213,6 +214,7 @@ impl PyService {
                 content_type: content_type.as_deref(),
                 last_event_id: last_event_id.as_deref(),
                 path_id: path_id.as_deref(),
+                traceparent: traceparent.as_deref(),
             };
             let answer = service.handle(route, head, body).await;
             Outcome::Build(Box::new(move |py| to_python(py, answer, yield_every)))

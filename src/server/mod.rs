@@ -26,6 +26,7 @@ mod config;
 mod conn;
 mod routes;
 mod shutdown;
+pub mod subscriber;
 
 use std::future::Future;
 use std::sync::Arc;

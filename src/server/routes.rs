@@ -220,12 +220,14 @@ async fn answer(app: App, route: Route, head: Head, body: Option<Body>) -> Respo
     };
     let content_type = header_text(&headers, CONTENT_TYPE);
     let last_event_id = header_text(&headers, "last-event-id");
+    let traceparent = header_text(&headers, "traceparent");
     let head = SearchHead {
         method,
         query: uri.query(),
         content_type: content_type.as_deref(),
         last_event_id: last_event_id.as_deref(),
         path_id: path_id.as_deref(),
+        traceparent: traceparent.as_deref(),
     };
     answer_response(service.handle(route, head, body).await)
 }
