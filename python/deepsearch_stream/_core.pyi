@@ -318,7 +318,10 @@ class Service:
     after it ends, within ``replay_max_bytes`` overall and ``replay_max_stream_bytes``
     per stream), a search goes on ``resume_linger`` seconds after its client left, and
     a request with ``last_event_id`` (the ``Last-Event-ID`` header) or a
-    ``last_event_id`` query parameter reads the log of its ``request_id`` after that id.
+    ``last_event_id`` query parameter reads the log its id names after that id. Event
+    ids are ``<key>.<n>``, ``key`` a secret per stream: only its own client can resume it
+    (204 once it has read ``[DONE]``'s id; a new streamed search whose ``request_id`` a
+    live one holds gets 409). Each stream opens with ``retry: <retry_ms>``.
     ``method="GET"`` reads the request from ``query`` (a URL query string) instead of
     the body. With ``redis_url`` the logs live in Redis Streams, shared by every instance
     using it (a client may resume on any); Redis must answer when the service is built
@@ -345,6 +348,7 @@ class Service:
         replay_max_bytes: int = 268435456,
         replay_max_stream_bytes: int = 16777216,
         redis_url: str | None = None,
+        retry_ms: int | None = 3000,
     ) -> Service: ...
     @property
     def open_streams(self) -> int:
@@ -368,10 +372,13 @@ class Service:
         query: str | None = None,
         last_event_id: str | None = None,
         body_timeout: float | None = None,
+        authorization: bytes | None = None,
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
         """Answer one request of a search route: ``(status, headers, body)``. ``body`` is
         ignored for ``GET``/``HEAD``; ``None`` means it was over the cap (413);
-        ``body_timeout`` (seconds) that it did not arrive within them (408). Parsing,
+        ``body_timeout`` (seconds) that it did not arrive within them (408);
+        ``authorization`` is the raw ``Authorization`` header (a stream resumes only
+        under the API key that started it). Parsing,
         resuming, admission, the shutdown rule, logging and metrics are the core's."""
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``

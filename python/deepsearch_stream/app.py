@@ -75,6 +75,8 @@ class Settings:
     replay_ttl: float = 300.0
     replay_max_bytes: int = 256 << 20
     replay_max_stream_bytes: int = 16 << 20
+    # `retry:` at the start of every stream (ms a client waits to reconnect); None: none.
+    retry_ms: int | None = 3000
     # Replay logs in Redis Streams (redis://host:port/db), shared by every instance, so a
     # client can resume on any of them; None: in memory. Redis must answer at start.
     redis_url: str | None = field(default=None, repr=False)
@@ -119,6 +121,7 @@ class Settings:
                 _env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", str(16 << 20)) or 0
             ),
             redis_url=_env("DEEPSEARCH_REDIS_URL"),
+            retry_ms=int(_env("DEEPSEARCH_RETRY_MS", "3000") or 0) or None,
             header_timeout=float(_env("DEEPSEARCH_HEADER_TIMEOUT", "10") or 10),
             body_timeout=float(_env("DEEPSEARCH_BODY_TIMEOUT", "30") or 30),
             max_connections=int(_env("DEEPSEARCH_MAX_CONNECTIONS", "4096") or 4096),
@@ -173,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replay_max_bytes=settings.replay_max_bytes,
         replay_max_stream_bytes=settings.replay_max_stream_bytes,
         redis_url=settings.redis_url,
+        retry_ms=settings.retry_ms,
     )
 
     @asynccontextmanager
@@ -212,6 +216,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     body = None
                     if length is None or length <= service.max_body_bytes:
                         timed_out = settings.body_timeout
+            # Raw bytes, as received: the stream's scope is its API key.
+            authorization = header(scope, b"authorization")
             status, headers, payload = await service.start(
                 route,
                 header(scope, b"content-type"),
@@ -220,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 last_event_id=header(scope, b"last-event-id"),
                 body_timeout=timed_out,
+                authorization=authorization.encode("latin-1") if authorization else None,
             )
             if isinstance(payload, _core.EventStream):
                 await EventStreamResponse(payload, headers=headers)(scope, receive, send)

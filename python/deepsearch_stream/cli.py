@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         help="bytes one stream's replay log may hold",
     )
     serve.add_argument(
+        "--retry-ms",
+        type=int,
+        default=int(_env("DEEPSEARCH_RETRY_MS", 3000)),
+        help="milliseconds a client waits before reconnecting after a drop, sent as retry: "
+        "at the start of every stream; 0: no retry:",
+    )
+    serve.add_argument(
         "--redis",
         dest="redis_url",
         default=_env("DEEPSEARCH_REDIS_URL"),
@@ -165,6 +172,7 @@ def _settings(args: argparse.Namespace) -> Any:
         replay_max_bytes=args.replay_max_bytes,
         replay_max_stream_bytes=args.replay_max_stream_bytes,
         redis_url=args.redis_url,
+        retry_ms=args.retry_ms or None,
         bench_routes=args.bench_routes,
         api_key=args.api_key,
         cors_origins=args.cors_origins,

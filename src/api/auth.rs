@@ -55,22 +55,27 @@ impl Auth {
                 "an API key is required: send the header Authorization: Bearer <key>",
             ));
         };
-        let header = header.trim_ascii();
-        let (scheme, token) = match header.iter().position(|b| *b == b' ' || *b == b'\t') {
-            Some(at) => (&header[..at], header[at..].trim_ascii()),
-            None => (header, &b""[..]),
-        };
-        if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() {
+        let Some(token) = bearer_token(Some(header)) else {
             return Err(unauthorized(
                 "the Authorization header must be \"Bearer <key>\"",
             ));
-        }
+        };
         if bool::from(same_secret(token, key.expose().as_bytes())) {
             Ok(())
         } else {
             Err(unauthorized("the API key is not valid"))
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header; `None` for any other.
+pub fn bearer_token(header: Option<&[u8]>) -> Option<&[u8]> {
+    let header = header?.trim_ascii();
+    let (scheme, token) = match header.iter().position(|b| *b == b' ' || *b == b'\t') {
+        Some(at) => (&header[..at], header[at..].trim_ascii()),
+        None => (header, &b""[..]),
+    };
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
 }
 
 /// `given == secret` in time that depends only on the secret's length: every byte of

@@ -21,6 +21,9 @@ pub struct SearchHead<'a> {
     pub query: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub last_event_id: Option<&'a str>,
+    /// The `Authorization` header: a stream is resumable only with the key it was
+    /// started with (the access gate has checked it already).
+    pub authorization: Option<&'a [u8]>,
 }
 
 impl SearchHead<'_> {
@@ -88,12 +91,15 @@ impl Service {
             request_id = %request_id,
             route = route.path(),
             stream = streaming,
-            resume = req.resume,
+            resume = req.resume.as_ref().map(|r| r.after),
             max_loop = req.search.max_loop,
             "search started"
         );
+        let scope = super::auth::bearer_token(head.authorization)
+            .map(crate::replay::scope_of)
+            .unwrap_or_default();
         let started = tokio::select! {
-            reply = self.start(route, req) => reply,
+            reply = self.start(route, req, &scope) => reply,
             () = self.streams().closing(), if !streaming => Err(ApiError::new(
                 503,
                 ErrorCode::Shutdown,
@@ -116,6 +122,14 @@ impl Service {
                     );
                 });
                 Answer::stream(stream)
+            }
+            Ok(Reply::NoContent) => {
+                tracing::info!(request_id = %request_id, "resume after the end: 204");
+                Answer {
+                    status: 204,
+                    headers: Vec::new(),
+                    body: AnswerBody::Bytes(Vec::new()),
+                }
             }
             Ok(Reply::Json { status, body }) => {
                 tracing::info!(request_id = %request_id, status, "search answered");

@@ -22,7 +22,7 @@ pub struct SearchRequest {
     pub body: bytes::Bytes,
     /// `Last-Event-ID`: resume this request id's stream after that id instead of
     /// starting a search (set by [`Service::with_resume`](super::Service::with_resume)).
-    pub resume: Option<u64>,
+    pub resume: Option<super::query::ResumePoint>,
 }
 
 /// True when `id` is 1 to [`MAX_REQUEST_ID_CHARS`] characters from `A-Z a-z 0-9 . _ : -`.

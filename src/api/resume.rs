@@ -1,6 +1,8 @@
 //! Resumable streams: a search writes every frame into its replay log, and the client's
-//! connection reads that log, so a client that comes back with `Last-Event-ID` (and the
-//! same `request_id`) gets what it missed, then the live rest.
+//! connection reads that log, so a client that comes back with `Last-Event-ID` gets what
+//! it missed, then the live rest. The ids carry the stream's secret key (`<key>.<n>`,
+//! see [`crate::replay::StreamKey`]): the id alone finds the log, and only for the
+//! client that read it.
 //!
 //! Two tasks per search:
 //! - the recorder takes each frame the search produces (ids and bytes as they will go
@@ -13,11 +15,12 @@
 //! `replaced`) go out without an id, so they never move a client's `Last-Event-ID`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::ApiError;
-use crate::replay::{error_frame, Entry, LogReader, LogWriter, ReplayError};
+use crate::replay::{error_frame, Entry, LogReader, LogWriter, ReplayError, StreamKey};
 use crate::stream::{EventStream, FrameId, QueuedFrame, StreamConfig};
 
 /// `message` of the `error` a search gets when no client came back within the linger.
@@ -86,20 +89,34 @@ pub(crate) async fn record<G: Send>(
     drop(guard);
 }
 
-/// A connection's stream: `reader`'s frames with their own ids, then `[DONE]`.
+/// A connection's stream: `reader`'s frames with their own ids, then `[DONE]` with the
+/// next id (so a reconnect with it is told the end was read); `[DONE]` has no id when
+/// the log cannot be read to its end (`superseded`, `expired`, ...).
+///
+/// Its ids are `<key>.<n>`, and it opens with `retry` and the id `<key>.<after>` (see
+/// [`EventStream::make_resumable`]), set up before the first frame is read.
 pub(crate) fn replay(
     request_id: &str,
     config: StreamConfig,
     mut reader: Box<dyn LogReader>,
+    key: &StreamKey,
+    after: u64,
+    retry: Option<Duration>,
 ) -> Result<EventStream, ApiError> {
     let id: Arc<str> = request_id.into();
-    EventStream::spawn(request_id, config, move |tx| async move {
+    let (tx, stream) = EventStream::new(request_id, config).map_err(ApiError::internal)?;
+    stream.make_resumable(key.as_str().into(), after, retry);
+    stream.drive(tx, move |tx| async move {
         loop {
             match reader.next().await {
                 Ok(Entry::Frame { id, body }) => {
                     tx.send_frame(FrameId::Given(id), body.to_vec()).await?;
                 }
-                Ok(Entry::Done) => return Ok(()),
+                Ok(Entry::Done) => {
+                    // Ending twice is harmless: `drive`'s own `complete` is ignored.
+                    let _ = tx.complete_numbered();
+                    return Ok(());
+                }
                 Err(e) => {
                     let frame = error_frame(&id, &e.to_string(), e.code());
                     tx.send_frame(FrameId::Unnumbered, frame).await?;
@@ -107,8 +124,8 @@ pub(crate) fn replay(
                 }
             }
         }
-    })
-    .map_err(ApiError::internal)
+    });
+    Ok(stream)
 }
 
 /// A connection's stream that only says why it cannot resume (`expired`), then `[DONE]`.

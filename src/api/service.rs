@@ -1,12 +1,13 @@
 //! A request in, a stream (or a JSON reply) out: the part of serving that does not
 //! depend on the HTTP framework.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::admission::{count_refusal, Admission, StreamPermit};
 use super::genie::GenieFormat;
-use super::query::{last_event_id, query_to_body};
+use super::query::{last_event_id, query_to_body, ResumePoint};
 use super::resume::{self, replay_config};
 use super::{
     parse_request, ApiError, ErrorCode, GenieSink, Limits, OpenStreams, Route, SearchRequest,
@@ -14,7 +15,7 @@ use super::{
 use crate::deepsearch::{DeepSearch, Filter, Message};
 use crate::metrics;
 use crate::proxy::{self, ProxyOptions};
-use crate::replay::{MemoryStore, ReplayConfig, ReplayStore};
+use crate::replay::{MemoryStore, ReplayConfig, ReplayError, ReplayStore, StreamKey};
 use crate::stream::{EventStream, Failure, StreamConfig};
 
 /// What a request is answered with.
@@ -24,7 +25,17 @@ pub enum Reply {
     Stream(EventStream),
     /// A JSON body with this status.
     Json { status: u16, body: Vec<u8> },
+    /// 204: a resume of a stream whose end the client has read (`EventSource` stops).
+    NoContent,
 }
+
+/// How long a client waits before reconnecting, sent as `retry:` at the start of each
+/// stream, unless configured otherwise ([`Service::with_retry`]).
+pub const DEFAULT_RETRY: Duration = Duration::from_millis(3000);
+
+/// The streamed searches running now, by (scope, request id): a new search may not take
+/// a request id a live one holds.
+type LiveIds = Arc<Mutex<HashSet<(String, String)>>>;
 
 /// The search service behind both servers.
 #[derive(Debug, Clone)]
@@ -40,6 +51,9 @@ pub struct Service {
     upstream: Option<String>,
     /// Where streams are logged for resuming.
     replay: Arc<dyn ReplayStore>,
+    /// `retry:` of every stream; `None`: not sent.
+    retry: Option<Duration>,
+    live: LiveIds,
 }
 
 impl Service {
@@ -68,7 +82,16 @@ impl Service {
             streams: OpenStreams::new(),
             upstream: None,
             replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
+            retry: Some(DEFAULT_RETRY),
+            live: LiveIds::default(),
         }
+    }
+
+    /// Sends `retry:` with this delay at the start of every stream (`None`: no `retry:`;
+    /// default [`DEFAULT_RETRY`]).
+    pub fn with_retry(mut self, retry: Option<Duration>) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Logs streams in `store` (default: in memory, [`ReplayConfig::default`]).
@@ -177,13 +200,27 @@ impl Service {
     /// Starts the search `req` asked for: a stream when `req.stream`, else it runs to the
     /// end and the reply is the result as JSON. Must be called on a tokio runtime.
     ///
-    /// A streamed search is logged for resuming; a request with a resume point (see
-    /// [`with_resume`](Self::with_resume)) starts nothing and reads the log of its
-    /// `request_id` instead, ignoring the other fields.
-    pub async fn start(&self, route: Route, req: SearchRequest) -> Result<Reply, ApiError> {
-        if let (true, Some(after)) = (req.stream, req.resume) {
-            return self.resume(route, &req.request_id, after).await;
+    /// A streamed search is logged for resuming under a new secret key, which its event
+    /// ids carry (`<key>.<n>`); a request with a resume point (see
+    /// [`with_resume`](Self::with_resume)) starts nothing and reads the log its key
+    /// names instead, ignoring the other fields. A streamed search whose `request_id` a
+    /// live one holds is refused with 409 `request_id_in_use`.
+    ///
+    /// `scope` says who started it (see [`crate::replay::scope_of`]; "" without an API
+    /// key): a resume finds only streams of its own scope.
+    pub async fn start(
+        &self,
+        route: Route,
+        req: SearchRequest,
+        scope: &str,
+    ) -> Result<Reply, ApiError> {
+        if let (true, Some(point)) = (req.stream, &req.resume) {
+            return self.resume(route, &req.request_id, point, scope).await;
         }
+        let live = match req.stream {
+            true => Some(self.hold_request_id(scope, &req.request_id)?),
+            false => None,
+        };
         let mut permit = self.admit(route)?;
         if let Some(base) = &self.upstream {
             let url = format!("{base}{}", route.path());
@@ -200,7 +237,7 @@ impl Service {
                 self.stream_config.clone(),
             )
             .map_err(ApiError::internal)?;
-            return self.serve(stream, permit, &req.request_id).await;
+            return self.serve(stream, permit, &req.request_id, scope, live).await;
         }
         let deepsearch = Arc::new(self.deepsearch.with_engines(&req.engines)?);
         if !req.stream {
@@ -236,42 +273,97 @@ impl Service {
                 .map_err(ApiError::internal)?
             }
         };
-        self.serve(stream, permit, &req.request_id).await
+        self.serve(stream, permit, &req.request_id, scope, live).await
     }
 
-    /// Logs `search` for resuming (the recorder holds `permit` until the search ends) and
-    /// answers with a stream reading the log from its start.
+    /// Marks `request_id` as taken by a live search of `scope` until the guard is
+    /// dropped; 409 `request_id_in_use` while another holds it, so a new search can never
+    /// stop a live one (a client proves a stream is its own only by its key, resuming).
+    fn hold_request_id(&self, scope: &str, request_id: &str) -> Result<LiveId, ApiError> {
+        let entry = (scope.to_string(), request_id.to_string());
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if !live.insert(entry.clone()) {
+            return Err(ApiError::new(
+                409,
+                ErrorCode::RequestIdInUse,
+                Some("request_id"),
+                "a search with this request_id is running; resume it with the \
+                 Last-Event-ID its stream sent, or choose another request_id",
+            ));
+        }
+        Ok(LiveId {
+            live: Arc::clone(&self.live),
+            entry,
+        })
+    }
+
+    /// Logs `search` for resuming under a new key (the recorder holds `permit` and the
+    /// request id until the search ends) and answers with a stream reading the log from
+    /// its start.
     async fn serve(
         &self,
         search: EventStream,
         permit: StreamPermit,
         request_id: &str,
+        scope: &str,
+        live: Option<LiveId>,
     ) -> Result<Reply, ApiError> {
         let internal = |e: crate::replay::ReplayError| {
             ApiError::new(500, ErrorCode::ReplayStore, None, e.to_string())
         };
+        let key = StreamKey::generate().map_err(ApiError::internal)?;
+        let name = key.log_name(scope);
         // Once shutdown has begun this ends the new search at once, with `shutdown`.
         self.streams.track(&search);
-        let writer = self.replay.create(request_id).await.map_err(internal)?;
+        let writer = self.replay.create(&name).await.map_err(internal)?;
         // Attached before the recorder starts, so its linger cannot begin unattended.
-        let reader = self.replay.attach(request_id, 0).await.map_err(internal)?;
+        let reader = self.replay.attach(&name, 0).await.map_err(internal)?;
         let (recording, id) = (self.streams.recording(), request_id.into());
         tokio::spawn(async move {
-            resume::record(search, writer, id, permit).await;
+            resume::record(search, writer, id, (permit, live)).await;
             drop(recording);
         });
-        let stream = resume::replay(request_id, replay_config(&self.stream_config), reader)?;
+        let config = replay_config(&self.stream_config);
+        let stream = resume::replay(request_id, config, reader, &key, 0, self.retry)?;
         Ok(self.count(stream))
     }
 
-    /// A client back with `Last-Event-ID`: the frames after `after`, then the live rest;
-    /// `error` (code `expired`) and `[DONE]` when the log is gone or no longer has them.
-    async fn resume(&self, route: Route, request_id: &str, after: u64) -> Result<Reply, ApiError> {
+    /// A client back with `Last-Event-ID`: the frames after its id, then the live rest;
+    /// 204 when it has read the end; 400 `unsent_event_id` for an id past the log's last
+    /// (the live reader keeps the stream); `error` (code `expired`) and `[DONE]` when
+    /// the log is gone, no longer has them, or is not the client's (wrong key or scope:
+    /// answered as for an unknown stream, so nothing tells a stranger a stream exists).
+    async fn resume(
+        &self,
+        route: Route,
+        request_id: &str,
+        point: &ResumePoint,
+        scope: &str,
+    ) -> Result<Reply, ApiError> {
         let config = replay_config(&self.stream_config);
-        let stream = match self.replay.attach(request_id, after).await {
-            Ok(reader) => {
+        let attached = match &point.key {
+            Some(key) => (self.replay.attach(&key.log_name(scope), point.after).await)
+                .map(|reader| (reader, key)),
+            None => Err(ReplayError::Expired),
+        };
+        let stream = match attached {
+            Ok((reader, key)) => {
                 metrics::global().resume("resumed");
-                resume::replay(request_id, config, reader)?
+                resume::replay(request_id, config, reader, key, point.after, self.retry)?
+            }
+            Err(ReplayError::Finished) => {
+                metrics::global().resume(ReplayError::Finished.code());
+                return Ok(Reply::NoContent);
+            }
+            Err(e @ ReplayError::Unsent { .. }) => {
+                metrics::global().resume(e.code());
+                count_refusal(route, 400);
+                return Err(ApiError::new(
+                    400,
+                    ErrorCode::UnsentEventId,
+                    Some("Last-Event-ID"),
+                    e.to_string(),
+                ));
             }
             Err(e) => {
                 metrics::global().resume(e.code());
@@ -320,6 +412,20 @@ impl Service {
             }
         }
         Ok(body)
+    }
+}
+
+/// A request id held by a live search; released when the search's log is finished.
+#[derive(Debug)]
+struct LiveId {
+    live: LiveIds,
+    entry: (String, String),
+}
+
+impl Drop for LiveId {
+    fn drop(&mut self) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.remove(&self.entry);
     }
 }
 

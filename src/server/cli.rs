@@ -106,6 +106,10 @@ pub struct Args {
     /// Bytes one stream's replay log may hold.
     #[arg(long, env = "DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", default_value_t = ReplayConfig::default().max_log_bytes)]
     pub replay_max_stream_bytes: usize,
+    /// Milliseconds a client waits before reconnecting after a drop, sent as `retry:` at
+    /// the start of every stream; 0: no `retry:` (the client's own default).
+    #[arg(long, env = "DEEPSEARCH_RETRY_MS", default_value_t = 3000)]
+    pub retry_ms: u64,
     /// Keep replay logs in Redis Streams at this URL (redis://host:port/db), shared by
     /// every instance, so a client can resume on any of them; none: in this process's
     /// memory. The server does not start when Redis does not answer.
@@ -215,6 +219,7 @@ impl Args {
                 max_log_bytes: self.replay_max_stream_bytes,
             },
             upstream: self.upstream,
+            retry: (self.retry_ms > 0).then(|| Duration::from_millis(self.retry_ms)),
             redis_url: self.redis_url,
             bench_routes: self.bench_routes,
             access,

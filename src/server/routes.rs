@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
@@ -154,6 +154,7 @@ async fn search(
         query: uri.query(),
         content_type: content_type.as_deref(),
         last_event_id: last_event_id.as_deref(),
+        authorization: headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
     };
     let answer = service.handle(route, head, body).await;
     let mut res = match answer.body {
