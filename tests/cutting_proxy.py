@@ -73,7 +73,11 @@ class CuttingProxy:
             target = path + ("?" + query if query else "")
             headers = [h for h in lines if not h.lower().startswith("connection:")]
             last_event_id = next(
-                (h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("last-event-id:")),
+                (
+                    h.split(":", 1)[1].strip()
+                    for h in headers
+                    if h.lower().startswith("last-event-id:")
+                ),
                 None,
             )
             session = own.get("session")

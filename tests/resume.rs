@@ -142,7 +142,8 @@ async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
         if numbered == n {
             break;
         }
-        numbered += usize::from(!frames(&frame).is_empty() && frame.windows(4).any(|w| w == b"id: "));
+        numbered +=
+            usize::from(!frames(&frame).is_empty() && frame.windows(4).any(|w| w == b"id: "));
         kept.extend_from_slice(&frame);
     }
     kept
@@ -152,7 +153,10 @@ async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
 fn key_of(body: &[u8]) -> String {
     let text = std::str::from_utf8(body).unwrap();
     let open = text.split("\n\n").next().unwrap();
-    assert!(open.starts_with("retry: 3000\ndata: heartbeat\nid: "), "{open}");
+    assert!(
+        open.starts_with("retry: 3000\ndata: heartbeat\nid: "),
+        "{open}"
+    );
     let id = open.lines().find_map(|l| l.strip_prefix("id: ")).unwrap();
     let (key, n) = id.rsplit_once('.').unwrap();
     assert_eq!((key.len(), n), (32, "0"), "{id}");
@@ -266,14 +270,24 @@ async fn unknown_streams_are_expired_without_moving_the_client_id() {
 
 /// What a stranger gets for a live stream's request id: `expired`, as for a stream that
 /// does not exist, and the stream's own reader keeps it.
-async fn assert_refused_as_unknown(service: &Service, body: &str, last_event_id: &str, scope: &str) {
-    let Reply::Stream(stream) = start(service, body, Some(last_event_id), scope).await.unwrap()
+async fn assert_refused_as_unknown(
+    service: &Service,
+    body: &str,
+    last_event_id: &str,
+    scope: &str,
+) {
+    let Reply::Stream(stream) = start(service, body, Some(last_event_id), scope)
+        .await
+        .unwrap()
     else {
         panic!("expected a stream");
     };
     let text = String::from_utf8(read_all(stream).await).unwrap();
     assert!(!text.contains("id:"), "{last_event_id}: {text}");
-    assert!(text.contains(r#""code": "expired""#), "{last_event_id}: {text}");
+    assert!(
+        text.contains(r#""code": "expired""#),
+        "{last_event_id}: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +379,11 @@ async fn the_id_of_done_answers_204_and_a_missed_done_is_sent_again() {
     let (done_id, done) = got.last().unwrap();
     assert_eq!(done, "[DONE]");
     let (last_id, _) = &got[got.len() - 2];
-    assert_eq!(number(done_id), number(last_id) + 1, "[DONE] has an id of its own");
+    assert_eq!(
+        number(done_id),
+        number(last_id) + 1,
+        "[DONE] has an id of its own"
+    );
     // A client that read [DONE] and reconnects (EventSource does) is told to stop.
     let reply = start(&service, body, Some(done_id), "").await.unwrap();
     assert!(matches!(reply, Reply::NoContent), "{reply:?}");
@@ -450,7 +468,10 @@ async fn a_resume_takes_over_from_the_connection_before_it() {
         .all(|(id, data)| id.is_empty() || !data.contains("superseded")));
     assert_eq!(rest.last().unwrap(), &(String::new(), "[DONE]".to_string()));
     assert!(hangs.dropped_at().is_none());
-    assert_eq!(frames(&read_frames(&mut new, 1).await)[0].0, format!("{key}.2"));
+    assert_eq!(
+        frames(&read_frames(&mut new, 1).await)[0].0,
+        format!("{key}.2")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,9 @@
 proxy that cuts connections (``cutting_proxy``):
 
 - ``@microsoft/fetch-event-source`` records an id as soon as it reads the ``id:`` line;
-  ids are the last line of each frame, so a cut anywhere loses no frame and repeats none;
+  ids are the last line of each frame, so a cut anywhere loses no frame and repeats none
+  (but between that line and the frame's closing blank line, where the client drops the
+  frame itself: ``dropped_by_the_client``);
 - ``eventsource`` (the WHATWG EventSource) reconnects after the server's ``retry:`` with
   ``Last-Event-ID``, and, reconnecting once more after ``[DONE]``, is stopped by 204.
 
@@ -11,16 +13,17 @@ The npm packages are pinned in tests/package.json (``npm ci --prefix tests``).""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import event_number
 from cutting_proxy import CuttingProxy
 from test_servers import normalize_event
 
+from conftest import event_number
 from servers import BACKENDS, ROOT, Server, running
 
 JS = ROOT / "tests" / "js"
@@ -60,14 +63,33 @@ def neutral(data: str) -> Any:
     return msg
 
 
-def check_session(events: list[dict[str, str]], expected: list[Any]) -> None:
+def check_session(events: list[dict[str, str]], expected: list[Any], missing: int = 0) -> None:
     """One client's events (heartbeats aside): each frame once, in order, ids
-    consecutive under one key, ending with [DONE]."""
+    consecutive under one key, ending with [DONE]; but event number ``missing``, when
+    given, which the client dropped itself (see ``dropped_by_the_client``)."""
     got = [e for e in events if e["data"] not in ("heartbeat", "")]
+    if missing:
+        expected = expected[: missing - 1] + expected[missing:]
     assert [neutral(e["data"]) for e in got] == expected
     ids = [e["id"] for e in got]
     assert len({i.rsplit(".", 1)[0] for i in ids}) == 1, ids
-    assert [event_number(i) for i in ids] == list(range(1, len(ids) + 1)), ids
+    numbers = list(range(1, len(ids) + 2))
+    if missing:
+        numbers.remove(missing)
+    assert [event_number(i) for i in ids] == numbers[: len(ids)], ids
+
+
+ID_LINE_END = re.compile(rb"\nid: [0-9a-f]{32}\.(\d+)\n$")
+
+
+def dropped_by_the_client(cut_response: bytes) -> int:
+    """The event fetch-event-source loses by itself when a connection is cut between a
+    frame's `id:` line (its last) and the blank line that ends it: it records an id as
+    soon as it reads the line, before the frame is complete, so it resumes after a frame
+    it never dispatched. No byte layout closes that one-byte window (an SSE frame needs
+    its blank line); with the id first, the window was the whole frame. 0: none."""
+    match = ID_LINE_END.search(cut_response)
+    return int(match.group(1)) if match else 0
 
 
 def cut_points(raw: bytes) -> list[int]:
@@ -103,11 +125,20 @@ def test_fetch_event_source_loses_no_frame_at_any_cut(server: Server) -> None:
             {"url": proxy.url, "body": body, "cuts": cuts, "prefix": "cut"},
         )
         resumed = [r for r in proxy.forwarded if r.last_event_id is not None]
-    for s in sessions:
+    cut_responses = {r.session: bytes(r.response) for r in proxy.forwarded if r.cut is not None}
+    windows = 0
+    for n, s in enumerate(sessions):
+        missing = dropped_by_the_client(cut_responses[f"cut{n}"])
+        windows += bool(missing)
+        # In the window the client drops the frame if it read the id line's bytes
+        # before the connection broke (undici may or may not hand over that last part).
+        seen = [neutral(e["data"]) for e in s["events"]]
+        got_it = seen.count(expected[missing - 1]) == expected.count(expected[missing - 1])
         try:
-            check_session(s["events"], expected)
+            check_session(s["events"], expected, missing if missing and not got_it else 0)
         except AssertionError as e:
-            raise AssertionError(f"cut at byte {s['cut']}: {e}") from e
+            raise AssertionError(f"cut at byte {s['cut']} (missing {missing}): {e}") from e
+    assert windows < len(cuts) // 4, "most cuts land elsewhere than the one-byte window"
     assert sum(s["reconnects"] for s in sessions) >= len(cuts) * 3 // 4
     assert resumed and all("." in r.last_event_id for r in resumed if r.last_event_id)
 
@@ -120,9 +151,7 @@ def test_eventsource_resumes_after_retry_and_stops_on_204(server: Server) -> Non
         # Inside the third event's frame.
         ends = [i for i in range(len(raw)) if raw.startswith(b"\n\n", i)]
         cut = ends[3] - 3
-        got = node(
-            "eventsource.mjs", {"url": f"{url}&session=es&cut={cut}", "wait": 4000}
-        )
+        got = node("eventsource.mjs", {"url": f"{url}&session=es&cut={cut}", "wait": 4000})
         mine = [r for r in proxy.forwarded if r.session == "es"]
     expected = [neutral(e["data"]) for e in whole["events"] if e["data"] != "heartbeat"]
     assert expected[-1] == "[DONE]"

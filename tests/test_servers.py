@@ -72,7 +72,7 @@ def read_across(
 ) -> tuple[list[tuple[str | None, Any]], float]:
     """Streams a search and, once its first chunk is in and `ready` is set (its engine
     was asked), runs `action` (a signal, a failure) and reads on to the end. Returns the
-    frames but heartbeats, and the monotonic time `action` began."""
+    frames but heartbeats (ids whole), and the monotonic time `action` began."""
     with client.stream("POST", url, json=body) as r:
         assert r.status_code == 200
         chunks = r.iter_bytes()
@@ -82,7 +82,9 @@ def read_across(
         action()
         for chunk in chunks:
             seen += chunk
-    return [e for e in events(seen) if e[1] != "heartbeat"], acted_at
+    # Ids whole (`<key>.<n>`), for a test that resumes after reading across.
+    got = [(i, normalize_event(d)) for i, d in sse_events(seen) if d != "heartbeat"]
+    return got, acted_at
 
 
 def metric(base: str, sample: str) -> float:
@@ -178,6 +180,11 @@ CASES: dict[str, dict[str, Any]] = {
         **post({"query": Q, "request_id": "never-seen"}),
         "headers": {"last-event-id": "3"},
     },
+    # An id without the stream's key, or with a key no stream has: as for an unknown one.
+    "resume-wrong-key": {
+        **post({"query": Q, "request_id": "never-seen-3"}),
+        "headers": {"last-event-id": "0123456789abcdef0123456789abcdef.3"},
+    },
     "resume-unknown-get": {
         "method": "GET",
         "path": "/deepsearch?query=q&request_id=never-seen-2&last_event_id=0",
@@ -218,7 +225,8 @@ def test_parity(pair: dict[str, Server], case: str) -> None:
         assert answer["headers"]["content-type"] == "text/event-stream; charset=utf-8"
         assert answer["headers"]["cache-control"] == "no-cache, no-transform"
         assert answer["headers"]["x-accel-buffering"] == "no"
-        assert answer["events"][-1] == (None, "[DONE]")
+        # [DONE] has an id too: the one after the last message's.
+        assert answer["events"][-1][1] == "[DONE]" and answer["events"][-1][0] is not None
         ids = [int(i) for i, _ in answer["events"] if i is not None]
         assert ids == list(range(1, len(ids) + 1))
     if answer["status"] >= 400:
@@ -244,7 +252,7 @@ def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
     assert statuses["all"] == 200 and statuses["not-streamed"] == 200
     assert statuses["get"] == 200 and statuses["get-no-query"] == 422
     assert statuses["bad-last-event-id"] == 400 and statuses["bad-last-event-id-param"] == 400
-    assert statuses["resume-unknown"] == 200
+    assert statuses["resume-unknown"] == 200 and statuses["resume-wrong-key"] == 200
     assert statuses["head-healthz"] == 200 and statuses["percent-encoded-path"] == 404
     assert statuses["locale-zh"] == 200 and statuses["locale-unknown"] == 422
 
@@ -337,7 +345,7 @@ def test_sigterm_sends_shutdown_error_and_done(backend: str, hanging: HangingEng
                 hanging.accepted,
                 lambda: server.process.send_signal(15),
             )
-        assert tail[-1] == (None, "[DONE]")
+        assert tail[-1][1] == "[DONE]"
         error = tail[-2][1]
         assert error["type"] == "error" and error["data"]["code"] == "shutdown"
         assert error["isFinal"] is True
@@ -376,7 +384,7 @@ def test_unreachable_upstream_is_an_error_message(
     with running(backend, args) as server:
         got = exchange(server.url, "POST", "/deepsearch", json={"query": Q, "request_id": "u1"})
     assert got["status"] == 200
-    assert got["events"][-1] == (None, "[DONE]")
+    assert got["events"][-1][1] == "[DONE]"
     error = got["events"][-2][1]
     assert error["type"] == "error" and error["isFinal"] is True
     assert error["data"]["code"] == "upstream_unreachable"

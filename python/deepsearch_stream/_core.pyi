@@ -395,11 +395,21 @@ class Access:
 
     ``api_key``: every path but ``/healthz`` and the page at ``/`` needs
     ``Authorization: Bearer <key>`` (compared in constant time); an empty key raises
+    ``ConfigError``. ``api_keys`` and ``api_key_file`` (one key per line, blank lines
+    and ``#`` comments skipped) add more keys: any passes, and a stream can only be
+    resumed with the key that started it; an unreadable or keyless file raises
     ``ConfigError``. ``cors_origins``: ``None`` for no CORS headers at all, ``"*"`` or a
     comma-separated list of origins; a malformed origin raises ``ConfigError``.
     """
 
-    def __new__(cls, *, api_key: str | None = None, cors_origins: str | None = None) -> Access: ...
+    def __new__(
+        cls,
+        *,
+        api_key: str | None = None,
+        cors_origins: str | None = None,
+        api_keys: Sequence[str] | None = None,
+        api_key_file: str | PathLike[str] | None = None,
+    ) -> Access: ...
     @property
     def enabled(self) -> bool:
         """Whether a key or CORS is configured at all."""

@@ -83,8 +83,12 @@ class Settings:
     search_options: dict[str, Any] = field(default_factory=dict)
     # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
     bench_routes: bool = False
-    # Every route but /healthz and the page at / needs `Authorization: Bearer <key>`.
+    # Every route but /healthz and the page at / needs `Authorization: Bearer <key>`:
+    # this key, any of `api_keys`, or of the file `api_key_file` (one a line). A stream
+    # resumes only with the key that started it.
     api_key: str | None = field(default=None, repr=False)
+    api_keys: list[str] = field(default_factory=list, repr=False)
+    api_key_file: str | None = None
     # None: no CORS headers; "*" or comma-separated origins.
     cors_origins: str | None = None
     # The connection layer (`deepsearch-stream serve`; the app itself reads only
@@ -113,6 +117,7 @@ class Settings:
             stream_timeout=float(_env("DEEPSEARCH_STREAM_TIMEOUT", "3600") or 3600),
             upstream=_env("DEEPSEARCH_UPSTREAM"),
             api_key=_env("DEEPSEARCH_API_KEY"),
+            api_key_file=_env("DEEPSEARCH_API_KEY_FILE"),
             cors_origins=_env("DEEPSEARCH_CORS_ORIGINS"),
             resume_linger=float(_env("DEEPSEARCH_RESUME_LINGER", "60") or 60),
             replay_ttl=float(_env("DEEPSEARCH_REPLAY_TTL", "300") or 300),
@@ -188,7 +193,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not await service.recorded(LOG_FLUSH_TIMEOUT):
             log.warning("shutting down with replay logs still being written")
 
-    access = _core.Access(api_key=settings.api_key, cors_origins=settings.cors_origins)
+    access = _core.Access(
+        api_key=settings.api_key,
+        api_keys=settings.api_keys,
+        api_key_file=settings.api_key_file,
+        cors_origins=settings.cors_origins,
+    )
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
     app.state.service = service
     app.state.settings = settings

@@ -25,7 +25,7 @@ mod service;
 
 pub use access::{Access, AccessError, EarlyAnswer, RequestHead};
 pub use admission::{Admission, StreamPermit};
-pub use auth::{Auth, PUBLIC_PATHS};
+pub use auth::{read_key_file, Auth, PUBLIC_PATHS};
 pub use body::{BodyCap, BodyStep, RequestBody, DRAIN_MAX_BYTES};
 pub use cors::Cors;
 pub use error::{ApiError, ErrorCode};

@@ -32,9 +32,8 @@ pub fn last_event_id(
         Some((key, number)) => (StreamKey::parse(key), number),
         None => (None, raw.as_str()),
     };
-    let valid = !number.is_empty()
-        && number.len() <= 19
-        && number.bytes().all(|b| b.is_ascii_digit());
+    let valid =
+        !number.is_empty() && number.len() <= 19 && number.bytes().all(|b| b.is_ascii_digit());
     match number.parse::<u64>() {
         Ok(after) if valid && after <= MAX_LAST_EVENT_ID => Ok(Some(ResumePoint { key, after })),
         _ => Err(ApiError::new(

@@ -237,7 +237,9 @@ impl Service {
                 self.stream_config.clone(),
             )
             .map_err(ApiError::internal)?;
-            return self.serve(stream, permit, &req.request_id, scope, live).await;
+            return self
+                .serve(stream, permit, &req.request_id, scope, live)
+                .await;
         }
         let deepsearch = Arc::new(self.deepsearch.with_engines(&req.engines)?);
         if !req.stream {
@@ -273,7 +275,8 @@ impl Service {
                 .map_err(ApiError::internal)?
             }
         };
-        self.serve(stream, permit, &req.request_id, scope, live).await
+        self.serve(stream, permit, &req.request_id, scope, live)
+            .await
     }
 
     /// Marks `request_id` as taken by a live search of `scope` until the guard is
@@ -297,8 +300,8 @@ impl Service {
         })
     }
 
-    /// Logs `search` for resuming under a new key (the recorder holds `permit` and the
-    /// request id until the search ends) and answers with a stream reading the log from
+    /// Logs `search` for resuming under a new key (the recorder holds `permit` until the
+    /// log is finished, the search its request id while it runs) and answers with a stream reading the log from
     /// its start.
     async fn serve(
         &self,
@@ -315,12 +318,17 @@ impl Service {
         let name = key.log_name(scope);
         // Once shutdown has begun this ends the new search at once, with `shutdown`.
         self.streams.track(&search);
+        // The request id is free once the search's stream has ended: before its log is
+        // finished, so a client that has read [DONE] can reuse it at once.
+        if let Some(live) = live {
+            search.on_close_cancel(move || drop(live));
+        }
         let writer = self.replay.create(&name).await.map_err(internal)?;
         // Attached before the recorder starts, so its linger cannot begin unattended.
         let reader = self.replay.attach(&name, 0).await.map_err(internal)?;
         let (recording, id) = (self.streams.recording(), request_id.into());
         tokio::spawn(async move {
-            resume::record(search, writer, id, (permit, live)).await;
+            resume::record(search, writer, id, permit).await;
             drop(recording);
         });
         let config = replay_config(&self.stream_config);

@@ -90,11 +90,19 @@ mod tests {
 
     #[test]
     fn keys_are_random_hex_and_parse_back() {
-        let (a, b) = (StreamKey::generate().unwrap(), StreamKey::generate().unwrap());
+        let (a, b) = (
+            StreamKey::generate().unwrap(),
+            StreamKey::generate().unwrap(),
+        );
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), KEY_CHARS);
         assert_eq!(StreamKey::parse(a.as_str()), Some(a.clone()));
-        for bad in ["", "12", &a.as_str().to_uppercase(), &format!("{}0", a.as_str())] {
+        for bad in [
+            "",
+            "12",
+            &a.as_str().to_uppercase(),
+            &format!("{}0", a.as_str()),
+        ] {
             assert_eq!(StreamKey::parse(bad), None, "{bad}");
         }
         assert!(!format!("{a:?}").contains(a.as_str()));
@@ -105,7 +113,10 @@ mod tests {
         let key = StreamKey::parse("00112233445566778899aabbccddeeff").unwrap();
         assert_eq!(key.log_name(""), key.log_name(""));
         assert_ne!(key.log_name(""), key.log_name(&scope_of(b"k1")));
-        assert_ne!(key.log_name(&scope_of(b"k1")), key.log_name(&scope_of(b"k2")));
+        assert_ne!(
+            key.log_name(&scope_of(b"k1")),
+            key.log_name(&scope_of(b"k2"))
+        );
         assert_eq!(key.log_name("").len(), 64);
         assert!(!key.log_name("").contains(key.as_str()));
     }

@@ -73,7 +73,9 @@ struct Log {
 impl Log {
     /// The id of its last frame (0: none yet).
     fn last_id(&self) -> u64 {
-        self.frames.back().map_or(self.trimmed_through, |(id, _)| *id)
+        self.frames
+            .back()
+            .map_or(self.trimmed_through, |(id, _)| *id)
     }
 
     /// Drops frames the attached reader has passed, oldest first, until `fits(freed)`

@@ -119,9 +119,14 @@ pub struct Args {
     #[arg(long)]
     pub bench_routes: bool,
     /// Require `Authorization: Bearer <key>` on every route but /healthz and the page at /
-    /// (never printed).
-    #[arg(long, env = "DEEPSEARCH_API_KEY", hide_env_values = true, value_parser = parse_key)]
-    pub api_key: Option<Secret>,
+    /// (never printed). Repeat it for several keys: any passes, and each stream can only
+    /// be resumed with the key that started it.
+    #[arg(long, env = "DEEPSEARCH_API_KEY", hide_env_values = true, value_parser = parse_key, action = clap::ArgAction::Append)]
+    pub api_key: Vec<Secret>,
+    /// A file of API keys, one per line (blank lines and `#` comments skipped), valid
+    /// besides any --api-key.
+    #[arg(long, env = "DEEPSEARCH_API_KEY_FILE")]
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Origins allowed to call the service from a browser: comma-separated
     /// (https://app.example,http://localhost:3000) or *; none: no CORS headers at all.
     #[arg(long, env = "DEEPSEARCH_CORS_ORIGINS")]
@@ -175,7 +180,11 @@ impl Args {
                 )));
             }
         }
-        let access = Access::new(self.api_key, self.cors_origins.as_deref())?;
+        let mut api_keys = self.api_key;
+        if let Some(path) = &self.api_key_file {
+            api_keys.extend(crate::api::read_key_file(path)?);
+        }
+        let access = Access::with_keys(api_keys, self.cors_origins.as_deref())?;
         Ok(ServerConfig {
             host: self.host,
             port: self.port,

@@ -146,10 +146,9 @@ impl ServerConfig {
         })
         .await
         .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
-        let service =
-            Service::new(deepsearch, self.limits.clone(), self.stream.clone())
-                .with_replay(store)
-                .with_retry(self.retry);
+        let service = Service::new(deepsearch, self.limits.clone(), self.stream.clone())
+            .with_replay(store)
+            .with_retry(self.retry);
         match &self.upstream {
             Some(url) => service
                 .with_upstream(url)

@@ -7,9 +7,10 @@
 // "prefix": session names' prefix}
 import { fetchEventSource } from "@microsoft/fetch-event-source";
 
-// The library is written for browsers: it reaches timers and fetch through `window` and
-// listens to `document` unless told to stay open when hidden (openWhenHidden).
+// The library is written for browsers: it reaches timers and fetch through `window`, and
+// `document` for its visibility listener (removed on close even with openWhenHidden).
 globalThis.window = globalThis;
+globalThis.document = { hidden: false, addEventListener() {}, removeEventListener() {} };
 
 const { url, body, cuts, prefix } = JSON.parse(process.argv[2]);
 
