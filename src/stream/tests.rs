@@ -521,6 +521,9 @@ async fn a_failed_resumable_stream_ends_with_an_unnumbered_done() {
     tx.fail("broke", "x").unwrap();
     let all = drain(&mut rx).await;
     assert_eq!(all[0], "data: heartbeat\nid: k.3\n\n");
-    assert!(all[1].ends_with("\nid: k.4\n\n"), "ids go on after 3: {all:?}");
+    assert!(
+        all[1].ends_with("\nid: k.4\n\n"),
+        "ids go on after 3: {all:?}"
+    );
     assert_eq!(all[2], "data: [DONE]\n\n");
 }
