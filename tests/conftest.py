@@ -38,7 +38,9 @@ def frames(blob: bytes) -> list[bytes]:
 
 
 def sse_events(body: bytes) -> list[tuple[str | None, str]]:
-    """``(id or None, data)`` of each frame of an SSE body, a cut-off last one included."""
+    """``(id or None, data)`` of each frame of an SSE body that carries data, a cut-off
+    last one included. A frame without data (a stream's opening ``retry:``/``id:``)
+    dispatches no event, as for ``EventSource``, and is left out."""
     out = []
     for frame in FRAME_SPLIT.split(body):
         if not frame.strip(b"\n"):
@@ -49,15 +51,22 @@ def sse_events(body: bytes) -> list[tuple[str | None, str]]:
                 ident = line[4:]
             elif line.startswith("data: "):
                 datas.append(line[6:])
-        out.append((ident, "\n".join(datas)))
+        if datas:
+            out.append((ident, "\n".join(datas)))
     return out
 
 
+def event_number(ident: str) -> int:
+    """The number of an event id (``<key>.<n>`` of a resumable stream, or ``<n>``)."""
+    return int(ident.rsplit(".", 1)[-1])
+
+
 def message(frame: bytes) -> tuple[int, dict]:
-    """Parse an `id: n` + `data: {json}` frame into (id, envelope)."""
-    head, data, rest = frame.split(b"\n", 2)
-    assert head.startswith(b"id: "), frame
+    """Parse a `data: {json}` + `id: n` frame (the id is the frame's last line) into
+    (id, envelope)."""
+    data, head, rest = frame.split(b"\n", 2)
     assert data.startswith(b"data: "), frame
+    assert head.startswith(b"id: "), frame
     assert rest == b"\n", frame
     return int(head[4:]), json.loads(data[6:])
 

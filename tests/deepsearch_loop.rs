@@ -487,7 +487,8 @@ async fn requests_in_flight_are_dropped_when_the_consumer_leaves() {
         )
         .unwrap();
     let first = stream.next().await.unwrap();
-    assert!(first.starts_with(b"id: 1\n"));
+    // The first frame: its data, then its id as its last line.
+    assert!(first.starts_with(b"data: {") && first.windows(8).any(|w| w == b"}\nid: 1\n"));
     tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
         .await
         .expect("the search reached the engine");

@@ -107,9 +107,9 @@ async fn relays_data_in_order_under_our_ids_and_stops_at_done() {
     let wire = relay(&server, options).await;
     assert_eq!(
         text(&wire),
-        "id: 1\ndata: {\"n\": 1}\n\n\
-         id: 2\ndata: line one\ndata: line two\n\n\
-         id: 3\ndata: {\"n\": 3}\n\n\
+        "data: {\"n\": 1}\nid: 1\n\n\
+         data: line one\ndata: line two\nid: 2\n\n\
+         data: {\"n\": 3}\nid: 3\n\n\
          data: [DONE]\n\n"
     );
 
@@ -232,7 +232,7 @@ async fn a_2xx_that_is_not_an_event_stream() {
     assert!(message.contains("application/json"), "{message}");
     // Parameters and case do not matter.
     let wire = relay(&server, options()).await;
-    assert_eq!(text(&wire), "id: 1\ndata: ok\n\ndata: [DONE]\n\n");
+    assert_eq!(text(&wire), "data: ok\nid: 1\n\ndata: [DONE]\n\n");
 }
 
 #[tokio::test]
@@ -356,7 +356,7 @@ async fn events_split_anywhere_come_through_whole() {
     let wire = "\u{feff}data: héllo 世界\r\n\r\nid: 9\r\ndata: 😀 two\r\ndata: lines\r\n\r\n: c\r\ndata: [DONE]\r\n\r\n";
     let wire = wire.as_bytes();
     let expected =
-        "id: 1\ndata: héllo 世界\n\nid: 2\ndata: 😀 two\ndata: lines\n\ndata: [DONE]\n\n";
+        "data: héllo 世界\nid: 1\n\ndata: 😀 two\ndata: lines\nid: 2\n\ndata: [DONE]\n\n";
     let mut replies: Vec<Reply> = (1..wire.len())
         .map(|cut| chunked(&[&wire[..cut], &wire[cut..]]))
         .collect();
@@ -405,7 +405,7 @@ async fn disconnect_after_first_chunk(reply: Reply, config: StreamConfig) -> Dur
         .unwrap()
         .unwrap();
     assert!(
-        text(&first).starts_with("id: 1\ndata: 0\n\n"),
+        text(&first).starts_with("data: 0\nid: 1\n\n"),
         "{}",
         text(&first)
     );

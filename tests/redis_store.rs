@@ -186,6 +186,50 @@ async fn unknown_replaced_and_trimmed_logs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_past_the_log_are_refused_without_a_takeover_on_either_instance() {
+    let redis = Redis::start();
+    let (a, b) = (
+        instance(&redis, config()).await,
+        instance(&redis, config()).await,
+    );
+    let writer = a.create("past").await.unwrap();
+    for id in 1..=3 {
+        writer.append(id, frame(id)).await.unwrap();
+    }
+    let mut reader = b.attach("past", 1).await.unwrap();
+    for store in [&a, &b] {
+        let e = store.attach("past", 4).await.unwrap_err();
+        assert_eq!(e, ReplayError::Unsent { after: 4, last: 3 });
+        assert_eq!(e.code(), "unsent_event_id");
+    }
+    // The reader attached before was not taken over.
+    assert_eq!(
+        reader.next().await,
+        Ok(Entry::Frame {
+            id: 2,
+            body: frame(2)
+        })
+    );
+    writer.finish(None).await.unwrap();
+    // [DONE]'s id (last + 1) of an ended log: its end was read; past it, never sent.
+    for store in [&a, &b] {
+        assert_eq!(
+            store.attach("past", 4).await.unwrap_err(),
+            ReplayError::Finished
+        );
+        let e = store.attach("past", 5).await.unwrap_err();
+        assert_eq!(e, ReplayError::Unsent { after: 5, last: 3 });
+    }
+    assert_eq!(
+        reader.next().await,
+        Ok(Entry::Frame {
+            id: 3,
+            body: frame(3)
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_on_one_instance_takes_over_from_a_reader_on_the_other() {
     let redis = Redis::start();
     let (a, b) = (

@@ -1,8 +1,11 @@
 //! Resuming streams at the service level (no HTTP): a client that leaves and comes back
 //! with `Last-Event-ID` gets every frame it missed once, in order, then the live rest;
 //! searches outlive their client for the linger time, then stop with `abandoned`;
-//! unknown or evicted streams answer `expired`; a resume takes over from the connection
-//! before it; shutdown ends the log, which stays readable.
+//! unknown or evicted streams answer `expired`, and so does an id without the stream's
+//! key or under another API key; an id past the log is refused without taking the
+//! stream; `[DONE]`'s own id answers 204; a resume takes over from the connection
+//! before it; shutdown ends the log, which stays readable; a request id a live search
+//! holds is refused.
 
 mod support;
 
@@ -10,7 +13,7 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deepsearch_stream::api::{Limits, Reply, Route, SearchRequest, Service};
+use deepsearch_stream::api::{ApiError, Limits, Reply, Route, SearchRequest, Service};
 use deepsearch_stream::deepsearch::{DeepSearch, Settings};
 use deepsearch_stream::replay::{MemoryStore, ReplayConfig};
 use deepsearch_stream::search::EngineConfig;
@@ -20,7 +23,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
-use support::frames::{frames, raw_frames};
+use support::frames::{frames as all_frames, raw_frames};
 use support::hangs::Hangs;
 
 fn stream_config() -> StreamConfig {
@@ -72,13 +75,27 @@ fn hanging_service(linger: Duration) -> (Arc<Hangs>, Service) {
     (hangs, service)
 }
 
+/// Events but heartbeats (the streams here have none but the opening one), as
+/// (id, data).
+fn frames(body: &[u8]) -> Vec<(String, String)> {
+    all_frames(body)
+        .into_iter()
+        .filter(|(_, data)| data != "heartbeat")
+        .collect()
+}
+
 fn request(service: &Service, body: &str) -> SearchRequest {
     service
         .parse(Route::DeepSearch, Some("application/json"), body.as_bytes())
         .unwrap()
 }
 
-async fn open(service: &Service, body: &str, last_event_id: Option<&str>) -> EventStream {
+async fn start(
+    service: &Service,
+    body: &str,
+    last_event_id: Option<&str>,
+    scope: &str,
+) -> Result<Reply, ApiError> {
     let req = service
         .with_resume(
             Route::DeepSearch,
@@ -87,9 +104,13 @@ async fn open(service: &Service, body: &str, last_event_id: Option<&str>) -> Eve
             None,
         )
         .unwrap();
-    match service.start(Route::DeepSearch, req).await.unwrap() {
+    service.start(Route::DeepSearch, req, scope).await
+}
+
+async fn open(service: &Service, body: &str, last_event_id: Option<&str>) -> EventStream {
+    match start(service, body, last_event_id, "").await.unwrap() {
         Reply::Stream(stream) => stream,
-        Reply::Json { status, .. } => panic!("expected a stream, got JSON {status}"),
+        other => panic!("expected a stream, got {other:?}"),
     }
 }
 
@@ -101,7 +122,7 @@ async fn read_all(mut stream: EventStream) -> Vec<u8> {
     out
 }
 
-/// Reads chunks until `n` frames with ids arrived; returns all bytes read.
+/// Reads chunks until `n` events with ids arrived; returns all bytes read.
 async fn read_at_least(stream: &mut EventStream, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while frames(&out).iter().filter(|(id, _)| !id.is_empty()).count() < n {
@@ -111,7 +132,7 @@ async fn read_at_least(stream: &mut EventStream, n: usize) -> Vec<u8> {
     out
 }
 
-/// Reads until `n` frames with ids arrived; returns the bytes up to the end of the n-th
+/// Reads until `n` events with ids arrived; returns the bytes up to the end of the n-th
 /// (what a client saw before its connection broke: chunks may hold more).
 async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
     let out = read_at_least(stream, n).await;
@@ -121,10 +142,30 @@ async fn read_frames(stream: &mut EventStream, n: usize) -> Vec<u8> {
         if numbered == n {
             break;
         }
-        numbered += usize::from(frame.starts_with(b"id: "));
+        numbered +=
+            usize::from(!frames(&frame).is_empty() && frame.windows(4).any(|w| w == b"id: "));
         kept.extend_from_slice(&frame);
     }
     kept
+}
+
+/// The stream's key, from its opening frame (`retry: 3000`, a heartbeat, `id: <key>.0`).
+fn key_of(body: &[u8]) -> String {
+    let text = std::str::from_utf8(body).unwrap();
+    let open = text.split("\n\n").next().unwrap();
+    assert!(
+        open.starts_with("retry: 3000\ndata: heartbeat\nid: "),
+        "{open}"
+    );
+    let id = open.lines().find_map(|l| l.strip_prefix("id: ")).unwrap();
+    let (key, n) = id.rsplit_once('.').unwrap();
+    assert_eq!((key.len(), n), (32, "0"), "{id}");
+    key.to_string()
+}
+
+/// The number of an event id `<key>.<n>`.
+fn number(id: &str) -> u64 {
+    id.rsplit_once('.').unwrap().1.parse().unwrap()
 }
 
 fn without_times(data: &str) -> Value {
@@ -150,6 +191,7 @@ async fn a_client_that_drops_and_resumes_misses_nothing_and_gets_nothing_twice()
         .await,
     )
     .await;
+    let whole_key = key_of(&whole);
     let whole = frames(&whole);
     assert!(whole.len() > 6, "{whole:?}");
 
@@ -157,6 +199,8 @@ async fn a_client_that_drops_and_resumes_misses_nothing_and_gets_nothing_twice()
     let mut first = open(&service, body, None).await;
     let seen = read_frames(&mut first, 3).await;
     drop(first);
+    let key = key_of(&seen);
+    assert_ne!(key, whole_key, "each stream has a key of its own");
     let seen_frames = frames(&seen);
     let last_id = seen_frames
         .iter()
@@ -165,38 +209,40 @@ async fn a_client_that_drops_and_resumes_misses_nothing_and_gets_nothing_twice()
         .unwrap()
         .0
         .clone();
+    assert_eq!(last_id, format!("{key}.3"));
     let rest = read_all(open(&service, body, Some(&last_id)).await).await;
+    assert!(rest.starts_with(format!("retry: 3000\ndata: heartbeat\nid: {last_id}\n\n").as_bytes()));
     let mut joined = seen_frames.clone();
     joined.extend(frames(&rest));
     let ids: Vec<u64> = joined
         .iter()
         .filter(|(id, _)| !id.is_empty())
-        .map(|(id, _)| id.parse().unwrap())
+        .map(|(id, _)| number(id))
         .collect();
     assert_eq!(
         ids,
         (1..=ids.len() as u64).collect::<Vec<_>>(),
-        "no gap, no duplicate"
+        "no gap, no duplicate; [DONE] has the last id"
     );
     assert_eq!(joined.last().unwrap().1, "[DONE]");
-    let same = |f: &[(String, String)]| {
+    let same = |f: &[(String, String)], key: &str| {
         f.iter()
             .map(|(id, d)| {
                 (
-                    id.clone(),
+                    id.replace(key, "<key>"),
                     without_times(&d.replace("\"cut\"", "\"whole\"")),
                 )
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(same(&joined), same(&whole));
+    assert_eq!(same(&joined, &key), same(&whole, &whole_key));
 
-    // A replay is byte for byte what went out the first time.
-    let again = read_all(open(&service, body, Some("0")).await).await;
+    // A replay is byte for byte what went out the first time, but the opening frame.
+    let again = read_all(open(&service, body, Some(&format!("{key}.0"))).await).await;
     let again = raw_frames(&again);
     let before = raw_frames(&seen);
     assert_eq!(&again[..before.len()], &before[..]);
-    assert_eq!(&again[before.len()..], &raw_frames(&rest)[..]);
+    assert_eq!(&again[before.len()..], &raw_frames(&rest)[1..]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +252,7 @@ async fn unknown_streams_are_expired_without_moving_the_client_id() {
         open(
             &service,
             r#"{"query": "q", "request_id": "never"}"#,
-            Some("4"),
+            Some("00112233445566778899aabbccddeeff.4"),
         )
         .await,
     )
@@ -222,24 +268,157 @@ async fn unknown_streams_are_expired_without_moving_the_client_id() {
     assert_eq!(got[1].1, "[DONE]");
 }
 
+/// What a stranger gets for a live stream's request id: `expired`, as for a stream that
+/// does not exist, and the stream's own reader keeps it.
+async fn assert_refused_as_unknown(
+    service: &Service,
+    body: &str,
+    last_event_id: &str,
+    scope: &str,
+) {
+    let Reply::Stream(stream) = start(service, body, Some(last_event_id), scope)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a stream");
+    };
+    let text = String::from_utf8(read_all(stream).await).unwrap();
+    assert!(!text.contains("id:"), "{last_event_id}: {text}");
+    assert!(
+        text.contains(r#""code": "expired""#),
+        "{last_event_id}: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_key_of_a_stream_resumes_it() {
+    let (hangs, service) = hanging_service(Duration::from_secs(60));
+    let body = r#"{"query": "What is Tokio?", "request_id": "mine"}"#;
+    let mut live = open(&service, body, None).await;
+    let seen = read_frames(&mut live, 1).await;
+    let key = key_of(&seen);
+    tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
+        .await
+        .unwrap();
+    let mut wrong = key.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    for guess in ["0", "1", &format!("{wrong}.0"), "mine.0"] {
+        assert_refused_as_unknown(&service, body, guess, "").await;
+    }
+    // The right key under another API key's scope finds nothing either.
+    assert_refused_as_unknown(&service, body, &format!("{key}.0"), "other").await;
+    // None of them took the stream: its reader is still the live one.
+    assert!(hangs.dropped_at().is_none());
+    let back = open(&service, body, Some(&format!("{key}.1"))).await;
+    drop(live);
+    drop(back);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_request_id_is_not_taken_by_a_new_search() {
+    // A short linger: once its client has left, the search stops soon and frees its id.
+    let (hangs, service) = hanging_service(Duration::from_millis(300));
+    let body = r#"{"query": "What is Tokio?", "request_id": "busy"}"#;
+    let mut live = open(&service, body, None).await;
+    read_frames(&mut live, 1).await;
+    tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
+        .await
+        .unwrap();
+    let e = start(&service, body, None, "").await.unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (409, "request_id_in_use"));
+    assert!(hangs.dropped_at().is_none(), "the live search was stopped");
+    // In another scope the id is free.
+    let other = start(&service, body, None, "other").await.unwrap();
+    assert!(matches!(other, Reply::Stream(_)));
+    drop(other);
+    // Once the search is over, the id is free again.
+    live.close();
+    drop(live);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match start(&service, body, None, "").await {
+            Ok(Reply::Stream(_)) => break,
+            Err(e) if e.status == 409 => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < deadline, "the request id was never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_past_the_log_is_refused_and_the_live_reader_keeps_the_stream() {
+    let (hangs, service) = hanging_service(Duration::from_secs(60));
+    let body = r#"{"query": "What is Tokio?", "request_id": "ahead"}"#;
+    let mut live = open(&service, body, None).await;
+    let seen = read_frames(&mut live, 1).await;
+    let key = key_of(&seen);
+    tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
+        .await
+        .unwrap();
+    let e = start(&service, body, Some(&format!("{key}.99")), "")
+        .await
+        .unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "unsent_event_id"));
+    assert!(e.message.contains("99"), "{}", e.message);
+    // The live connection was not superseded: it still gets the search's end.
+    service.streams().begin_shutdown();
+    let rest = String::from_utf8(read_all(live).await).unwrap();
+    assert!(rest.contains(r#""code": "shutdown""#), "{rest}");
+    assert!(!rest.contains("superseded"), "{rest}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_of_done_answers_204_and_a_missed_done_is_sent_again() {
+    let (_tmp, service) = local_service(Duration::from_secs(60));
+    let body = r#"{"query": "What is Tokio?", "request_id": "ended"}"#;
+    let whole = read_all(open(&service, body, None).await).await;
+    let key = key_of(&whole);
+    let got = frames(&whole);
+    let (done_id, done) = got.last().unwrap();
+    assert_eq!(done, "[DONE]");
+    let (last_id, _) = &got[got.len() - 2];
+    assert_eq!(
+        number(done_id),
+        number(last_id) + 1,
+        "[DONE] has an id of its own"
+    );
+    // A client that read [DONE] and reconnects (EventSource does) is told to stop.
+    let reply = start(&service, body, Some(done_id), "").await.unwrap();
+    assert!(matches!(reply, Reply::NoContent), "{reply:?}");
+    // One that missed it gets it.
+    let again = read_all(open(&service, body, Some(last_id)).await).await;
+    assert_eq!(
+        String::from_utf8(again).unwrap(),
+        format!("retry: 3000\ndata: heartbeat\nid: {last_id}\n\ndata: [DONE]\nid: {done_id}\n\n")
+    );
+    assert!(done_id.starts_with(&key));
+    // Past [DONE]'s id is an id never sent.
+    let past = format!("{key}.{}", number(done_id) + 1);
+    let e = start(&service, body, Some(&past), "").await.unwrap_err();
+    assert_eq!(e.code.as_str(), "unsent_event_id");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_waits_for_its_client_for_the_linger_then_is_abandoned() {
     let (hangs, service) = hanging_service(Duration::from_millis(300));
     let body = r#"{"query": "What is Tokio?", "request_id": "gone"}"#;
     let mut first = open(&service, body, None).await;
     let seen = read_frames(&mut first, 1).await;
+    let key = key_of(&seen);
     tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
         .await
         .unwrap();
     drop(first);
     // Back before the linger is over: the same search, still running.
-    let mut back = open(&service, body, Some("1")).await;
+    let mut back = open(&service, body, Some(&format!("{key}.1"))).await;
     assert!(
         hangs.dropped_at().is_none(),
         "the search went on without its client"
     );
     let more = read_frames(&mut back, 1).await;
-    assert_eq!(frames(&more)[0].0, "2");
+    assert_eq!(frames(&more)[0].0, format!("{key}.2"));
     assert_eq!(service.open_streams(), 1);
     drop(back);
     // Nobody comes back: the search is cancelled and its log ends with `abandoned`.
@@ -248,7 +427,7 @@ async fn a_search_waits_for_its_client_for_the_linger_then_is_abandoned() {
         assert!(Instant::now() < deadline, "the search was never cancelled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let rest = read_all(open(&service, body, Some("2")).await).await;
+    let rest = read_all(open(&service, body, Some(&format!("{key}.2"))).await).await;
     let rest = frames(&rest);
     let error: Value = serde_json::from_str(&rest[rest.len() - 2].1).unwrap();
     assert_eq!(error["data"]["code"], "abandoned");
@@ -256,7 +435,7 @@ async fn a_search_waits_for_its_client_for_the_linger_then_is_abandoned() {
     let ids: Vec<u64> = rest
         .iter()
         .filter(|(id, _)| !id.is_empty())
-        .map(|(id, _)| id.parse().unwrap())
+        .map(|(id, _)| number(id))
         .collect();
     assert_eq!(ids.first(), Some(&3));
     assert!(frames(&seen)[0].1.contains("status"));
@@ -275,11 +454,11 @@ async fn a_resume_takes_over_from_the_connection_before_it() {
     let (hangs, service) = hanging_service(Duration::from_secs(60));
     let body = r#"{"query": "What is Tokio?", "request_id": "twice"}"#;
     let mut old = open(&service, body, None).await;
-    read_frames(&mut old, 1).await;
+    let key = key_of(&read_frames(&mut old, 1).await);
     tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
         .await
         .unwrap();
-    let mut new = open(&service, body, Some("1")).await;
+    let mut new = open(&service, body, Some(&format!("{key}.1"))).await;
     let rest = read_all(old).await;
     let rest = frames(&rest);
     let error: Value = serde_json::from_str(&rest[rest.len() - 2].1).unwrap();
@@ -287,8 +466,12 @@ async fn a_resume_takes_over_from_the_connection_before_it() {
     assert!(rest
         .iter()
         .all(|(id, data)| id.is_empty() || !data.contains("superseded")));
+    assert_eq!(rest.last().unwrap(), &(String::new(), "[DONE]".to_string()));
     assert!(hangs.dropped_at().is_none());
-    assert_eq!(frames(&read_frames(&mut new, 1).await)[0].0, "2");
+    assert_eq!(
+        frames(&read_frames(&mut new, 1).await)[0].0,
+        format!("{key}.2")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,6 +480,7 @@ async fn shutdown_ends_the_log_which_stays_resumable() {
     let body = r#"{"query": "What is Tokio?", "request_id": "stop"}"#;
     let mut live = open(&service, body, None).await;
     let mut seen = read_at_least(&mut live, 1).await;
+    let key = key_of(&seen);
     tokio::time::timeout(Duration::from_secs(5), hangs.started.notified())
         .await
         .unwrap();
@@ -311,6 +495,6 @@ async fn shutdown_ends_the_log_which_stays_resumable() {
         "the shutdown error is part of the log"
     );
     // Read again from the start: the same frames, the shutdown error included.
-    let again = read_all(open(&service, body, Some("0")).await).await;
+    let again = read_all(open(&service, body, Some(&format!("{key}.0"))).await).await;
     assert_eq!(raw_frames(&again), raw_frames(&seen));
 }

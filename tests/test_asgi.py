@@ -62,7 +62,7 @@ async def test_stream_passes_through_unchanged(wrapper: str) -> None:
         assert r.headers["content-type"].startswith("text/event-stream")
         got = frames(r.content)
     assert got[-1] == DONE
-    msgs = [message(f)[1] for f in got if f.startswith(b"id: ")]
+    msgs = [message(f)[1] for f in got if b"\nid: " in f]
     assert [m["type"] for m in msgs] == ["status"] + ["progress"] * 5 + ["final"]
     assert msgs[0]["data"] == "开始搜索..."
 

@@ -47,7 +47,7 @@ def test_envelope_matches_json_dumps(kind: str, data: object) -> None:
         {"type": kind, "data": data, "requestId": "req", "timestamp": env["timestamp"]},
         ensure_ascii=False,
     )
-    assert frame == b"id: 1\ndata: " + expected.encode() + b"\n\n"
+    assert frame == b"data: " + expected.encode() + b"\nid: 1\n\n"
 
 
 @settings(max_examples=300, deadline=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
 import httpx
@@ -45,7 +46,9 @@ async def test_the_service_logs_each_search_with_its_request_id(
     async with serve(app) as base, httpx.AsyncClient(timeout=30) as client:
         body = {"query": "What is Tokio?", "request_id": "log-1", "stream_mode": "final"}
         r = await client.post(f"{base}/deepsearch", json=body)
-        assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+        assert r.status_code == 200 and re.search(
+            r"data: \[DONE\]\nid: [0-9a-f]{32}\.\d+\n\n$", r.text
+        )
         r = await client.post(
             f"{base}/deepsearch", content=b"{", headers={"content-type": "application/json"}
         )

@@ -66,7 +66,9 @@ def test_replay_logs_expire_on_time(backend: str, corpus: Path, tmp_path: Path) 
         for n in range(2):
             body = {"query": "What is Tokio?", "request_id": f"ttl-{n}", "stream_mode": "final"}
             r = httpx.post(f"{server.url}/deepsearch", json=body, timeout=30)
-            assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+            assert r.status_code == 200 and re.search(
+                r"data: \[DONE\]\nid: [0-9a-f]{32}\.\d+\n\n$", r.text
+            )
         assert logs_held(server.url) == 2
         # Nothing else happens on the server meanwhile: no stream starts.
         time.sleep(6)

@@ -130,8 +130,8 @@ async def test_relays_events_in_order_under_own_ids() -> None:
         got = await collect(stream)
         await asyncio.wait_for(up.closed.wait(), 2)
     assert got == [
-        'id: 1\ndata: {"type": "status", "data": "开始"}\n\n'.encode(),
-        b"id: 2\ndata: line one\ndata: line two\n\n",
+        'data: {"type": "status", "data": "开始"}\nid: 1\n\n'.encode(),
+        b"data: line one\ndata: line two\nid: 2\n\n",
         DONE,
     ]
     [(request_line, headers, body)] = up.requests
@@ -189,7 +189,7 @@ async def test_idle_timeout() -> None:
     async with upstream(stalled) as up:
         got = await collect(proxy(up.url, {}, idle_timeout=0.2, heartbeat=None))
         await asyncio.wait_for(up.closed.wait(), 2)
-    assert got[0] == b"id: 1\ndata: one\n\n"
+    assert got[0] == b"data: one\nid: 1\n\n"
     assert message(got[1])[1]["data"]["code"] == "upstream_timeout"
     assert got[2] == DONE
 
@@ -206,7 +206,7 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection() -> None:
                     first.set_result(chunk)
 
         consumer = asyncio.create_task(consume())
-        assert await asyncio.wait_for(first, 5) == b"id: 1\ndata: one\n\n"
+        assert await asyncio.wait_for(first, 5) == b"data: one\nid: 1\n\n"
         await asyncio.sleep(0.05)  # the consumer now waits for the next chunk
         assert not up.closed.is_set()
         cancelled_at = time.monotonic()

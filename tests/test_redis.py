@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_resume import Q, ids_of, read_some, same_search, whole_run
-from test_servers import events, metric, read_across
+from test_resume import Q, ids_of, key_of, keyed_events, read_some, same_search, whole_run
+from test_servers import metric, read_across
 
 from deepsearch_stream.testing import Handler, LocalServer, searxng_results
 from servers import BACKENDS, HangingEngine, Server, command, running
@@ -129,14 +129,15 @@ def two_instances(
         yield a, b, client
 
 
-def read_rest(client: httpx.Client, base: str, request_id: str, last: int) -> list[Any]:
+def read_rest(client: httpx.Client, base: str, request_id: str, last: str) -> list[Any]:
+    """A resume after the event id ``last`` (``<key>.<n>``); the events, ids whole."""
     r = client.post(
         base + "/deepsearch",
         json={"query": Q, "request_id": request_id},
-        headers={"last-event-id": str(last)},
+        headers={"last-event-id": last},
     )
     assert r.status_code == 200
-    return [e for e in events(r.content) if e[1] != "heartbeat"]
+    return keyed_events(r.content)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -150,7 +151,7 @@ def test_cut_off_on_a_resumes_on_b_with_the_uninterrupted_sequence(
         # The search is held on A while the client comes back on B, which tails it live.
         resumed: list[Any] = []
         reader = threading.Thread(
-            target=lambda: resumed.extend(read_rest(client, b.url, "cut-ab", ids_of(first)[-1]))
+            target=lambda: resumed.extend(read_rest(client, b.url, "cut-ab", first[-1][0]))
         )
         reader.start()
         time.sleep(1.0)
@@ -160,7 +161,8 @@ def test_cut_off_on_a_resumes_on_b_with_the_uninterrupted_sequence(
         whole = whole_run(a.url, "whole-ab")
     joined = first + resumed
     assert ids_of(joined) == list(range(1, len(ids_of(joined)) + 1)), "no gap, no duplicate"
-    assert joined[-1] == (None, "[DONE]")
+    assert key_of(joined) == key_of(first), "B serves A's stream under its key"
+    assert joined[-1][1] == "[DONE]"
     assert joined[-2][1]["type"] == "final"
     assert same_search(joined, "cut-ab") == same_search(whole, "whole-ab")
 
@@ -174,7 +176,7 @@ def test_disconnect_and_resume_on_the_same_instance_with_redis(
         body = {"query": Q, "request_id": "r-same"}
         whole = whole_run(server.url, "r-w")
         first = read_some(client, "POST", server.url + "/deepsearch", 3, json=body)
-        rest = read_rest(client, server.url, "r-same", ids_of(first)[-1])
+        rest = read_rest(client, server.url, "r-same", first[-1][0])
     joined = first + rest
     assert ids_of(joined) == list(range(1, len(ids_of(joined)) + 1)), "no gap, no duplicate"
     assert same_search(joined, "r-same") == same_search(whole, "r-w")
@@ -192,11 +194,11 @@ def test_a_killed_instance_leaves_its_log_then_interrupted(
         a.process.kill()
         a.process.wait()
         started = time.monotonic()
-        got = read_rest(client, b.url, "killed", 0)
+        got = read_rest(client, b.url, "killed", f"{key_of(first)}.0")
         took = time.monotonic() - started
     assert took < 15, f"the resume on B took {took:.1f} s"
     assert got[: len(first)] == first, "B replays what A had logged, byte for byte"
-    assert got[-1] == (None, "[DONE]")
+    assert got[-1][1] == "[DONE]"
     ident, error = got[-2]
     assert error["type"] == "error" and error["data"]["code"] == "interrupted", error
     assert ident is not None, "interrupted is the log's next frame"
@@ -218,12 +220,27 @@ def test_after_sigterm_on_a_the_log_resumes_on_b_with_the_shutdown_error(
         )
         assert a.process.wait(15) in (0, -15)
         # The client lost nothing; the log A left in Redis ends the same way.
-        whole = read_rest(client, b.url, "drained", 0)
+        key = key_of(on_a)
+        whole = read_rest(client, b.url, "drained", f"{key}.0")
         middle = ids_of(on_a)[len(ids_of(on_a)) // 2]
-        rest = read_rest(client, b.url, "drained", middle)
-    assert on_a[-1] == (None, "[DONE]")
+        rest = read_rest(client, b.url, "drained", f"{key}.{middle}")
+        # [DONE]'s id, on B too: the end was read.
+        done = client.post(
+            b.url + "/deepsearch",
+            json={"query": Q, "request_id": "drained"},
+            headers={"last-event-id": on_a[-1][0]},
+        )
+        # Past it: an id never sent, refused on B as on A.
+        unsent = client.post(
+            b.url + "/deepsearch",
+            json={"query": Q, "request_id": "drained"},
+            headers={"last-event-id": f"{key}.{ids_of(on_a)[-1] + 5}"},
+        )
+    assert done.status_code == 204
+    assert unsent.status_code == 400 and unsent.json()["error"]["code"] == "unsent_event_id"
+    assert on_a[-1][1] == "[DONE]"
     assert on_a[-2][1]["data"]["code"] == "shutdown", on_a[-2]
-    assert ids_of(on_a) == list(range(1, len(on_a)))
+    assert ids_of(on_a) == list(range(1, len(on_a) + 1)), "[DONE] has the last id"
     assert whole == on_a, "B serves A's whole log, the shutdown error included"
     assert rest == on_a[middle:], "and from any id, the rest of it"
 
@@ -252,13 +269,13 @@ def test_redis_going_away_mid_stream_spares_the_live_stream(
             wait=10,
         )
         took = time.monotonic() - started
-        assert got[-1] == (None, "[DONE]")
+        assert got[-1][1] == "[DONE]"
         assert got[-2][1]["type"] == "final", "the live stream went on to its end"
         assert ids_of(got) == list(range(1, len(ids_of(got)) + 1))
         assert took < 10, f"the live stream waited {took:.1f} s on Redis"
         assert store_errors(a.url) == 1, "counted once for the stream"
         # On another instance, the resume cannot be served: said so, then [DONE].
-        rest = read_rest(client, b.url, "no-redis", 1)
+        rest = read_rest(client, b.url, "no-redis", f"{key_of(got)}.1")
     assert rest[-1] == (None, "[DONE]")
     assert rest[0][0] is None
     assert rest[0][1]["data"]["code"] == "resume_unavailable", rest

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import sse_events
+from conftest import event_number, sse_events
 from servers import BACKENDS, HangingEngine, Server, running
 
 CONTRACT_HEADERS = (
@@ -58,7 +58,13 @@ def normalize_event(data: str) -> Any:
 
 
 def events(body: bytes) -> list[tuple[str | None, Any]]:
-    return [(ident, normalize_event(data)) for ident, data in sse_events(body)]
+    """Events of an SSE body, ids as their number alone: the per-stream key of
+    ``<key>.<n>`` differs on every run (a test that resumes reads it with
+    ``sse_events``)."""
+    return [
+        (None if ident is None else str(event_number(ident)), normalize_event(data))
+        for ident, data in sse_events(body)
+    ]
 
 
 def read_across(
@@ -71,7 +77,7 @@ def read_across(
 ) -> tuple[list[tuple[str | None, Any]], float]:
     """Streams a search and, once its first chunk is in and `ready` is set (its engine
     was asked), runs `action` (a signal, a failure) and reads on to the end. Returns the
-    frames but heartbeats, and the monotonic time `action` began."""
+    frames but heartbeats (ids whole), and the monotonic time `action` began."""
     with client.stream("POST", url, json=body) as r:
         assert r.status_code == 200
         chunks = r.iter_bytes()
@@ -81,7 +87,9 @@ def read_across(
         action()
         for chunk in chunks:
             seen += chunk
-    return [e for e in events(seen) if e[1] != "heartbeat"], acted_at
+    # Ids whole (`<key>.<n>`), for a test that resumes after reading across.
+    got = [(i, normalize_event(d)) for i, d in sse_events(seen) if d != "heartbeat"]
+    return got, acted_at
 
 
 def metric(base: str, sample: str) -> float:
@@ -178,6 +186,11 @@ CASES: dict[str, dict[str, Any]] = {
     "resume-unknown": {
         **post({"query": Q, "request_id": "never-seen"}),
         "headers": {"last-event-id": "3"},
+    },
+    # An id without the stream's key, or with a key no stream has: as for an unknown one.
+    "resume-wrong-key": {
+        **post({"query": Q, "request_id": "never-seen-3"}),
+        "headers": {"last-event-id": "0123456789abcdef0123456789abcdef.3"},
     },
     "resume-unknown-get": {
         "method": "GET",
@@ -283,9 +296,24 @@ def test_parity(pair: dict[str, Server], case: str) -> None:
         assert answer["headers"]["content-type"] == "text/event-stream; charset=utf-8"
         assert answer["headers"]["cache-control"] == "no-cache, no-transform"
         assert answer["headers"]["x-accel-buffering"] == "no"
-        # AG-UI has no end marker; every other protocol here ends with [DONE].
-        if path != "/ag-ui":
-            assert answer["events"][-1] == (None, "[DONE]")
+        last_id, last = answer["events"][-1]
+        if path in ("/deepsearch", "/v1/tool/deepsearch"):
+            # [DONE] has an id too, the one after the last message's; but after a refused
+            # resume (`expired`), which moves no client's Last-Event-ID.
+            assert last == "[DONE]"
+            refused = any(
+                isinstance(d, dict)
+                and d.get("type") == "error"
+                and d["data"].get("code") == "expired"
+                for _, d in answer["events"]
+            )
+            assert (last_id is None) == refused, answer["events"]
+        else:
+            # The other protocols resume without event ids: none is sent.
+            assert all(i is None for i, _ in answer["events"]), answer["events"]
+            # AG-UI has no end marker; every other protocol here ends with [DONE].
+            if path != "/ag-ui":
+                assert last == "[DONE]"
         ids = [int(i) for i, _ in answer["events"] if i is not None]
         assert ids == list(range(1, len(ids) + 1))
     if answer["status"] >= 400:
@@ -315,7 +343,7 @@ def test_parity_covers_the_refusals(pair: dict[str, Server]) -> None:
     assert statuses["all"] == 200 and statuses["not-streamed"] == 200
     assert statuses["get"] == 200 and statuses["get-no-query"] == 422
     assert statuses["bad-last-event-id"] == 400 and statuses["bad-last-event-id-param"] == 400
-    assert statuses["resume-unknown"] == 200
+    assert statuses["resume-unknown"] == 200 and statuses["resume-wrong-key"] == 200
     assert statuses["head-healthz"] == 200 and statuses["percent-encoded-path"] == 404
     assert statuses["locale-zh"] == 200 and statuses["locale-unknown"] == 422
     assert statuses["openai-stream"] == 200 and statuses["openai-whole"] == 200
@@ -580,7 +608,7 @@ def test_sigterm_sends_shutdown_error_and_done(backend: str, hanging: HangingEng
                 hanging.accepted,
                 lambda: server.process.send_signal(15),
             )
-        assert tail[-1] == (None, "[DONE]")
+        assert tail[-1][1] == "[DONE]"
         error = tail[-2][1]
         assert error["type"] == "error" and error["data"]["code"] == "shutdown"
         assert error["isFinal"] is True
@@ -619,7 +647,7 @@ def test_unreachable_upstream_is_an_error_message(
     with running(backend, args) as server:
         got = exchange(server.url, "POST", "/deepsearch", json={"query": Q, "request_id": "u1"})
     assert got["status"] == 200
-    assert got["events"][-1] == (None, "[DONE]")
+    assert got["events"][-1][1] == "[DONE]"
     error = got["events"][-2][1]
     assert error["type"] == "error" and error["isFinal"] is True
     assert error["data"]["code"] == "upstream_unreachable"

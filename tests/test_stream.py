@@ -66,7 +66,7 @@ async def test_envelope_bytes_equal_json_dumps() -> None:
         },
         ensure_ascii=False,
     ).encode()
-    assert frame == b"id: 1\ndata: " + expected + b"\n\n"
+    assert frame == b"data: " + expected + b"\nid: 1\n\n"
 
 
 @pytest.mark.parametrize(

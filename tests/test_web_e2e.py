@@ -28,7 +28,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from conftest import frames, serve
+from conftest import event_number, frames, serve, sse_events
 from deepsearch_stream import DeepSearch, EventStream, InvalidRequestError
 from servers import running
 
@@ -417,9 +417,15 @@ class CutFirstResponse:
         self.resumed_with: list[str | None] = []
 
     @property
+    def ids(self) -> list[str]:
+        """Ids of the numbered events (not heartbeats, not [DONE]) of the whole first
+        response."""
+        return [i for i, data in sse_events(self.body) if i and data not in ("heartbeat", "[DONE]")]
+
+    @property
     def events(self) -> int:
         """Numbered events in the whole first response."""
-        return self.body.count(b"\nid: ") + self.body.startswith(b"id: ")
+        return len(self.ids)
 
     async def __call__(self, route: Any) -> None:
         if self.body:
@@ -429,7 +435,11 @@ class CutFirstResponse:
         response = await route.fetch()
         self.body = await response.body()
         frames = self.body.split(b"\n\n")
-        numbered = [i for i, f in enumerate(frames) if f.startswith(b"id: ")]
+        numbered = [
+            i
+            for i, f in enumerate(frames)
+            if b"id: " in f and b"data: heartbeat" not in f and b"data: [DONE]" not in f
+        ]
         cut = self.prefix + b"\n\n".join(frames[: numbered[2] + 1]) + b"\n\n"
         await route.fulfill(response=response, body=cut)
 
@@ -448,7 +458,7 @@ async def test_a_dropped_connection_resumes_without_loss(
         await expect(page.locator("body")).to_have_attribute("data-state", "finished")
         await expect(page.locator("#notice")).to_contain_text("resumed")
         await expect(page.locator("#sources-box")).to_be_visible()
-    assert cut_first.resumed_with == ["3"]
+    assert cut_first.resumed_with == [cut_first.ids[2]]
     s = await stats(page)
     assert s["done"] and s["resumes"] == 1
     assert s["messages"] == cut_first.events, "every event once: none missed, none twice"
@@ -619,6 +629,7 @@ async def test_browser_eventsource_resumes_on_the_get_route(
     Last-Event-ID and the server replays the rest, every event once."""
     cut_first = CutFirstResponse(b"retry: 100\n\n")
     args = ["--corpus", str(corpus), "--cache-dir", str(tmp_path), "--heartbeat", "1"]
+    args += ["--retry-ms", "100"]
     with running(real, args) as server:
         await page.goto(server.url + "/")
         await page.route("**/deepsearch?*", cut_first)
@@ -627,6 +638,6 @@ async def test_browser_eventsource_resumes_on_the_get_route(
     # ids going on from 4 rather than again from 1 show the server got it.)
     assert len(cut_first.resumed_with) == 1
     assert got[-1][1] == "[DONE]"
-    ids = [int(i) for i, data in got[:-1] if data != "heartbeat"]
+    ids = [event_number(i) for i, data in got[:-1] if data != "heartbeat"]
     assert ids == list(range(1, len(ids) + 1)), "every event once, in order"
     assert ids[-1] == cut_first.events

@@ -318,7 +318,10 @@ class Service:
     after it ends, within ``replay_max_bytes`` overall and ``replay_max_stream_bytes``
     per stream), a search goes on ``resume_linger`` seconds after its client left, and
     a request with ``last_event_id`` (the ``Last-Event-ID`` header) or a
-    ``last_event_id`` query parameter reads the log of its ``request_id`` after that id.
+    ``last_event_id`` query parameter reads the log its id names after that id. Event
+    ids are ``<key>.<n>``, ``key`` a secret per stream: only its own client can resume it
+    (204 once it has read ``[DONE]``'s id; a new streamed search whose ``request_id`` a
+    live one holds gets 409). Each stream opens with ``retry: <retry_ms>``.
     ``method="GET"`` reads the request from ``query`` (a URL query string) instead of
     the body. With ``redis_url`` the logs live in Redis Streams, shared by every instance
     using it (a client may resume on any); Redis must answer when the service is built
@@ -345,6 +348,7 @@ class Service:
         replay_max_bytes: int = 268435456,
         replay_max_stream_bytes: int = 16777216,
         redis_url: str | None = None,
+        retry_ms: int | None = 3000,
     ) -> Service: ...
     @property
     def open_streams(self) -> int:
@@ -370,6 +374,7 @@ class Service:
         body_timeout: float | None = None,
         path_id: str | None = None,
         traceparent: str | None = None,
+        authorization: bytes | None = None,
     ) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | EventStream]]:
         """Answer one request of a search route: ``(status, headers, body)``. ``route``
         is a route's name: ``deepsearch``, ``genie``, ``openai``, ``openai_models``,
@@ -377,8 +382,9 @@ class Service:
         ``None`` means it was over the cap (413); ``body_timeout`` (seconds) that it did
         not arrive within them (408); ``path_id`` is the ``{id}`` of
         ``/api/chat/{id}/stream``; ``traceparent`` (the W3C header) is the trace the
-        search's spans continue. Parsing, resuming, admission, the shutdown rule, logging
-        and metrics are the core's."""
+        search's spans continue; ``authorization`` is the raw ``Authorization`` header (a
+        stream resumes only under the API key that started it). Parsing, resuming,
+        admission, the shutdown rule, logging and metrics are the core's."""
     def shutdown(self) -> int:
         """End every open stream, and every one started from now on, with an ``error``
         message of code ``shutdown`` and ``[DONE]``; returns how many were open."""
@@ -411,11 +417,21 @@ class Access:
 
     ``api_key``: every path but ``/healthz`` and the page at ``/`` needs
     ``Authorization: Bearer <key>`` (compared in constant time); an empty key raises
+    ``ConfigError``. ``api_keys`` and ``api_key_file`` (one key per line, blank lines
+    and ``#`` comments skipped) add more keys: any passes, and a stream can only be
+    resumed with the key that started it; an unreadable or keyless file raises
     ``ConfigError``. ``cors_origins``: ``None`` for no CORS headers at all, ``"*"`` or a
     comma-separated list of origins; a malformed origin raises ``ConfigError``.
     """
 
-    def __new__(cls, *, api_key: str | None = None, cors_origins: str | None = None) -> Access: ...
+    def __new__(
+        cls,
+        *,
+        api_key: str | None = None,
+        cors_origins: str | None = None,
+        api_keys: Sequence[str] | None = None,
+        api_key_file: str | PathLike[str] | None = None,
+    ) -> Access: ...
     @property
     def enabled(self) -> bool:
         """Whether a key or CORS is configured at all."""

@@ -75,14 +75,20 @@ class Settings:
     replay_ttl: float = 300.0
     replay_max_bytes: int = 256 << 20
     replay_max_stream_bytes: int = 16 << 20
+    # `retry:` at the start of every stream (ms a client waits to reconnect); None: none.
+    retry_ms: int | None = 3000
     # Replay logs in Redis Streams (redis://host:port/db), shared by every instance, so a
     # client can resume on any of them; None: in memory. Redis must answer at start.
     redis_url: str | None = field(default=None, repr=False)
     search_options: dict[str, Any] = field(default_factory=dict)
     # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
     bench_routes: bool = False
-    # Every route but /healthz and the page at / needs `Authorization: Bearer <key>`.
+    # Every route but /healthz and the page at / needs `Authorization: Bearer <key>`:
+    # this key, any of `api_keys`, or of the file `api_key_file` (one a line). A stream
+    # resumes only with the key that started it.
     api_key: str | None = field(default=None, repr=False)
+    api_keys: list[str] = field(default_factory=list, repr=False)
+    api_key_file: str | None = None
     # None: no CORS headers; "*" or comma-separated origins.
     cors_origins: str | None = None
     # The connection layer (`deepsearch-stream serve`; the app itself reads only
@@ -111,6 +117,7 @@ class Settings:
             stream_timeout=float(_env("DEEPSEARCH_STREAM_TIMEOUT", "3600") or 3600),
             upstream=_env("DEEPSEARCH_UPSTREAM"),
             api_key=_env("DEEPSEARCH_API_KEY"),
+            api_key_file=_env("DEEPSEARCH_API_KEY_FILE"),
             cors_origins=_env("DEEPSEARCH_CORS_ORIGINS"),
             resume_linger=float(_env("DEEPSEARCH_RESUME_LINGER", "60") or 60),
             replay_ttl=float(_env("DEEPSEARCH_REPLAY_TTL", "300") or 300),
@@ -119,6 +126,7 @@ class Settings:
                 _env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", str(16 << 20)) or 0
             ),
             redis_url=_env("DEEPSEARCH_REDIS_URL"),
+            retry_ms=int(_env("DEEPSEARCH_RETRY_MS", "3000") or 0) or None,
             header_timeout=float(_env("DEEPSEARCH_HEADER_TIMEOUT", "10") or 10),
             body_timeout=float(_env("DEEPSEARCH_BODY_TIMEOUT", "30") or 30),
             max_connections=int(_env("DEEPSEARCH_MAX_CONNECTIONS", "4096") or 4096),
@@ -173,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replay_max_bytes=settings.replay_max_bytes,
         replay_max_stream_bytes=settings.replay_max_stream_bytes,
         redis_url=settings.redis_url,
+        retry_ms=settings.retry_ms,
     )
 
     @asynccontextmanager
@@ -184,7 +193,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not await service.recorded(LOG_FLUSH_TIMEOUT):
             log.warning("shutting down with replay logs still being written")
 
-    access = _core.Access(api_key=settings.api_key, cors_origins=settings.cors_origins)
+    access = _core.Access(
+        api_key=settings.api_key,
+        api_keys=settings.api_keys,
+        api_key_file=settings.api_key_file,
+        cors_origins=settings.cors_origins,
+    )
     app = FastAPI(title="deepsearch-stream", lifespan=lifespan)
     app.state.service = service
     app.state.settings = settings
@@ -230,6 +244,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     body, timed_out = await receive_body(scope, receive)
                 except ClientGone:
                     return
+            # Raw bytes, as received: the stream's scope is its API key.
+            authorization = header(scope, b"authorization")
             answered = await service.start(
                 route,
                 header(scope, b"content-type"),
@@ -240,6 +256,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 body_timeout=timed_out,
                 path_id=scope.get("path_params", {}).get("id"),
                 traceparent=header(scope, b"traceparent"),
+                authorization=authorization.encode("latin-1") if authorization else None,
             )
             await respond(answered, scope, receive, send)
 

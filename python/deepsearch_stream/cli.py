@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         help="bytes one stream's replay log may hold",
     )
     serve.add_argument(
+        "--retry-ms",
+        type=int,
+        default=int(_env("DEEPSEARCH_RETRY_MS", 3000)),
+        help="milliseconds a client waits before reconnecting after a drop, sent as retry: "
+        "at the start of every stream; 0: no retry:",
+    )
+    serve.add_argument(
         "--redis",
         dest="redis_url",
         default=_env("DEEPSEARCH_REDIS_URL"),
@@ -130,9 +137,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--api-key",
-        default=_env("DEEPSEARCH_API_KEY"),
+        action="append",
+        default=None,
         help="require 'Authorization: Bearer <key>' on every route but /healthz and the page "
-        "at / (env DEEPSEARCH_API_KEY)",
+        "at / (env DEEPSEARCH_API_KEY); repeat it for several keys: any passes, and each "
+        "stream can only be resumed with the key that started it",
+    )
+    serve.add_argument(
+        "--api-key-file",
+        default=_env("DEEPSEARCH_API_KEY_FILE"),
+        help="a file of API keys, one per line (blank lines and # comments skipped), "
+        "valid besides any --api-key",
     )
     serve.add_argument(
         "--cors-origins",
@@ -165,8 +180,12 @@ def _settings(args: argparse.Namespace) -> Any:
         replay_max_bytes=args.replay_max_bytes,
         replay_max_stream_bytes=args.replay_max_stream_bytes,
         redis_url=args.redis_url,
+        retry_ms=args.retry_ms or None,
         bench_routes=args.bench_routes,
-        api_key=args.api_key,
+        # Flags replace the variable, as on the axum server.
+        api_key=None if args.api_key else _env("DEEPSEARCH_API_KEY"),
+        api_keys=args.api_key or [],
+        api_key_file=args.api_key_file,
         cors_origins=args.cors_origins,
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,

@@ -74,13 +74,16 @@ class DeepSearch(_core.DeepSearch):
 
 
 async def _messages(events: _core.EventStream) -> AsyncIterator[str]:
-    # Frames come whole and JSON never holds a raw newline, so a blank line ends each.
+    # Frames come whole and JSON never holds a raw newline, so a blank line ends each,
+    # and its one `data:` line ends at the next newline (the `id:` line follows it).
     try:
         async for chunk in events:
             for frame in chunk.split(b"\n\n"):
                 if not frame:
                     continue
-                data = frame[frame.index(b"data: ") + 6 :]
+                start = frame.index(b"data: ") + 6
+                end = frame.find(b"\n", start)
+                data = frame[start:] if end == -1 else frame[start:end]
                 if data == _DONE:
                     return
                 yield data.decode()

@@ -11,6 +11,8 @@ pub enum AccessError {
     EmptyApiKey,
     #[error("--cors-origins / DEEPSEARCH_CORS_ORIGINS: {0}")]
     BadOrigin(String),
+    #[error("--api-key-file / DEEPSEARCH_API_KEY_FILE: {0}")]
+    KeyFile(String),
 }
 
 /// What [`Access::check`] needs of a request: its method, raw path and a few headers
@@ -60,8 +62,17 @@ pub struct Access {
 impl Access {
     /// From `--api-key` and `--cors-origins` (`None`: CORS off).
     pub fn new(api_key: Option<Secret>, cors_origins: Option<&str>) -> Result<Self, AccessError> {
+        Self::with_keys(api_key.into_iter().collect(), cors_origins)
+    }
+
+    /// From several API keys (repeated `--api-key`, `--api-key-file`; any of them
+    /// passes, and each stream is scoped to its own) and `--cors-origins`.
+    pub fn with_keys(
+        api_keys: Vec<Secret>,
+        cors_origins: Option<&str>,
+    ) -> Result<Self, AccessError> {
         Ok(Access {
-            auth: Auth::new(api_key)?,
+            auth: Auth::with_keys(api_keys)?,
             cors: cors_origins
                 .map(Cors::parse)
                 .transpose()?

@@ -11,25 +11,32 @@ use crate::http::Secret;
 /// for the key itself, since a browser cannot send a bearer token when it navigates.
 pub const PUBLIC_PATHS: [&str; 2] = ["/healthz", "/"];
 
-/// Whether requests must carry the API key, and the check that they do.
+/// Whether requests must carry an API key, and the check that they do. Several keys
+/// may be valid at once (one per client, say): each stream is then scoped to the key
+/// that started it (see [`Service::handle`](super::Service::handle)).
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    key: Option<Secret>,
+    keys: Vec<Secret>,
 }
 
 impl Auth {
     /// No key: every request passes. An empty key is refused rather than read as "no
     /// key", so a missing secret never silently turns authentication off.
     pub fn new(key: Option<Secret>) -> Result<Self, AccessError> {
-        if key.as_ref().is_some_and(Secret::is_empty) {
+        Self::with_keys(key.into_iter().collect())
+    }
+
+    /// Any of `keys` passes; none: every request passes. An empty key is refused.
+    pub fn with_keys(keys: Vec<Secret>) -> Result<Self, AccessError> {
+        if keys.iter().any(Secret::is_empty) {
             return Err(AccessError::EmptyApiKey);
         }
-        Ok(Auth { key })
+        Ok(Auth { keys })
     }
 
     /// Whether a key is configured.
     pub fn enabled(&self) -> bool {
-        self.key.is_some()
+        !self.keys.is_empty()
     }
 
     /// Whether a request for `path` (as received, not percent-decoded) must carry the key.
@@ -47,30 +54,59 @@ impl Auth {
     /// assert_eq!(auth.check(Some(b"Bearer nope")).unwrap_err().status, 401);
     /// ```
     pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
-        let Some(key) = &self.key else {
+        if self.keys.is_empty() {
             return Ok(());
-        };
+        }
         let Some(header) = authorization else {
             return Err(unauthorized(
                 "an API key is required: send the header Authorization: Bearer <key>",
             ));
         };
-        let header = header.trim_ascii();
-        let (scheme, token) = match header.iter().position(|b| *b == b' ' || *b == b'\t') {
-            Some(at) => (&header[..at], header[at..].trim_ascii()),
-            None => (header, &b""[..]),
-        };
-        if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() {
+        let Some(token) = bearer_token(Some(header)) else {
             return Err(unauthorized(
                 "the Authorization header must be \"Bearer <key>\"",
             ));
-        }
-        if bool::from(same_secret(token, key.expose().as_bytes())) {
+        };
+        // Every key is compared, whichever matches: the time says nothing of which.
+        let valid = self.keys.iter().fold(Choice::from(0), |valid, key| {
+            valid | same_secret(token, key.expose().as_bytes())
+        });
+        if bool::from(valid) {
             Ok(())
         } else {
             Err(unauthorized("the API key is not valid"))
         }
     }
+}
+
+/// The keys of an API key file: one per line; blank lines and lines starting with `#`
+/// are skipped, spaces around a key are not part of it.
+pub fn read_key_file(path: &std::path::Path) -> Result<Vec<Secret>, AccessError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AccessError::KeyFile(format!("{}: {e}", path.display())))?;
+    let keys: Vec<Secret> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(Secret::from)
+        .collect();
+    if keys.is_empty() {
+        return Err(AccessError::KeyFile(format!(
+            "{}: no key in it (one key per line)",
+            path.display()
+        )));
+    }
+    Ok(keys)
+}
+
+/// The token of an `Authorization: Bearer <token>` header; `None` for any other.
+pub fn bearer_token(header: Option<&[u8]>) -> Option<&[u8]> {
+    let header = header?.trim_ascii();
+    let (scheme, token) = match header.iter().position(|b| *b == b' ' || *b == b'\t') {
+        Some(at) => (&header[..at], header[at..].trim_ascii()),
+        None => (header, &b""[..]),
+    };
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
 }
 
 /// `given == secret` in time that depends only on the secret's length: every byte of
@@ -131,6 +167,32 @@ mod tests {
             );
             assert_eq!(e.headers(), [("www-authenticate", "Bearer".to_string())]);
         }
+    }
+
+    #[test]
+    fn any_of_several_keys_passes() {
+        let auth = Auth::with_keys(vec![Secret::new("k-one"), Secret::new("k-two")]).unwrap();
+        assert!(auth.check(Some(b"Bearer k-one")).is_ok());
+        assert!(auth.check(Some(b"Bearer k-two")).is_ok());
+        assert_eq!(auth.check(Some(b"Bearer k-three")).unwrap_err().status, 401);
+        assert!(matches!(
+            Auth::with_keys(vec![Secret::new("k"), Secret::new("")]),
+            Err(AccessError::EmptyApiKey)
+        ));
+    }
+
+    #[test]
+    fn key_files_hold_one_key_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(&path, "# clients\nk-one\n\n  k-two  \n").unwrap();
+        let keys = read_key_file(&path).unwrap();
+        let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
+        assert_eq!(keys, ["k-one", "k-two"]);
+        std::fs::write(&path, "# none\n\n").unwrap();
+        assert!(matches!(read_key_file(&path), Err(AccessError::KeyFile(_))));
+        let missing = read_key_file(&dir.path().join("nope")).unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
     }
 
     #[test]

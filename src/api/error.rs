@@ -53,6 +53,10 @@ error_codes! {
     UnsupportedMediaType => "unsupported_media_type",
     /// `Last-Event-ID` is not an id this server sends (400).
     InvalidLastEventId => "invalid_last_event_id",
+    /// `Last-Event-ID` is past the last id its stream sent (400).
+    UnsentEventId => "unsent_event_id",
+    /// A streamed search with this `request_id` is running (409).
+    RequestIdInUse => "request_id_in_use",
     /// No valid API key (401).
     Unauthorized => "unauthorized",
     /// A CORS preflight from an origin not allowed (403).

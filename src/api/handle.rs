@@ -26,6 +26,9 @@ pub struct SearchHead<'a> {
     pub path_id: Option<&'a str>,
     /// The W3C `traceparent` header: the search's trace span continues its trace.
     pub traceparent: Option<&'a str>,
+    /// The `Authorization` header: a stream is resumable only with the key it was
+    /// started with (the access gate has checked it already).
+    pub authorization: Option<&'a [u8]>,
 }
 
 impl SearchHead<'_> {
@@ -95,10 +98,14 @@ impl Service {
     /// A search that does not stream runs inside this call: once the server begins
     /// shutting down it is given up with 503 `shutdown`.
     pub async fn handle(&self, route: Route, head: SearchHead<'_>, body: RequestBody) -> Answer {
+        // Who started a stream: only the same API key finds it again.
+        let scope = super::auth::bearer_token(head.authorization)
+            .map(crate::replay::scope_of)
+            .unwrap_or_default();
         match route {
             Route::OpenAiModels => return Answer::json(200, wire::models_body()),
             Route::AiSdkResume => {
-                return match self.resume_chat(head.path_id.unwrap_or("")).await {
+                return match self.resume_chat(&scope, head.path_id.unwrap_or("")).await {
                     Some(stream) => Answer::stream(route.format(), stream),
                     None => Answer::no_content(),
                 }
@@ -116,12 +123,12 @@ impl Service {
             request_id = %request_id,
             route = route.path(),
             stream = streaming,
-            resume = req.resume,
+            resume = req.resume.as_ref().map(|r| r.after),
             max_loop = req.search.max_loop,
             "search started"
         );
         let started = tokio::select! {
-            reply = self.start(route, req) => reply,
+            reply = self.start(route, req, &scope) => reply,
             () = self.streams().closing(), if !streaming => Err(ApiError::new(
                 503,
                 ErrorCode::Shutdown,
@@ -144,6 +151,10 @@ impl Service {
                     );
                 });
                 Answer::stream(route.format(), stream)
+            }
+            Ok(Reply::NoContent) => {
+                tracing::info!(request_id = %request_id, "resume after the end: 204");
+                Answer::no_content()
             }
             Ok(Reply::Json { status, body }) => {
                 tracing::info!(request_id = %request_id, status, "search answered");

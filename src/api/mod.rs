@@ -26,18 +26,18 @@ pub mod wire;
 
 pub use access::{Access, AccessError, EarlyAnswer, RequestHead};
 pub use admission::{Admission, StreamPermit};
-pub use auth::{Auth, PUBLIC_PATHS};
+pub use auth::{read_key_file, Auth, PUBLIC_PATHS};
 pub use body::{BodyCap, BodyStep, RequestBody, DRAIN_MAX_BYTES};
 pub use cors::Cors;
 pub use error::{ApiError, ErrorCode};
 pub use handle::{Answer, AnswerBody, SearchHead};
 pub use open_streams::{OpenStreams, SHUTDOWN_CODE, SHUTDOWN_MESSAGE};
-pub use query::{last_event_id, query_to_body, MAX_LAST_EVENT_ID};
+pub use query::{last_event_id, query_to_body, ResumePoint, MAX_LAST_EVENT_ID};
 pub use request::{
     new_request_id, parse_request, valid_request_id, SearchRequest, MAX_REQUEST_ID_CHARS,
 };
 pub use resume::ABANDONED_CODE;
-pub use service::{Reply, Service};
+pub use service::{Reply, Service, DEFAULT_RETRY};
 
 /// Headers of every SSE response. No `Connection` header: it is invalid in HTTP/2.
 pub const SSE_HEADERS: [(&str, &str); 3] = [

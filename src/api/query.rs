@@ -2,28 +2,47 @@
 //! POST body, and the resume point (`Last-Event-ID`, or `last_event_id` in the query).
 
 use super::{ApiError, ErrorCode};
+use crate::replay::StreamKey;
 
-/// Largest `Last-Event-ID` accepted (ids are 1, 2, ... per stream).
+/// Largest event number accepted (ids are `<key>.1`, `<key>.2`, ... per stream).
 pub const MAX_LAST_EVENT_ID: u64 = i64::MAX as u64;
 
+/// Where a client resumes: the stream's key and the last event number it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// `None` when the id carries no key of the shape this server writes (a bare number,
+    /// a stranger's guess): such a resume finds nothing, as for an unknown stream.
+    pub key: Option<StreamKey>,
+    pub after: u64,
+}
+
 /// The resume point: the `Last-Event-ID` header, else the `last_event_id` query parameter
-/// of `query` (the field named in errors says which). `None`: not a resume.
-pub fn last_event_id(header: Option<&str>, query: Option<&str>) -> Result<Option<u64>, ApiError> {
+/// of `query` (the field named in errors says which). `None`: not a resume. An id is
+/// `<key>.<n>`; its number must be a whole number (400 otherwise).
+pub fn last_event_id(
+    header: Option<&str>,
+    query: Option<&str>,
+) -> Result<Option<ResumePoint>, ApiError> {
     let (field, raw) = match (header, query.and_then(query_last_event_id)) {
         (Some(h), _) => ("Last-Event-ID", h.to_string()),
         (None, Some(q)) => ("last_event_id", q),
         (None, None) => return Ok(None),
     };
-    let valid = !raw.is_empty() && raw.len() <= 19 && raw.bytes().all(|b| b.is_ascii_digit());
-    match raw.parse::<u64>() {
-        Ok(id) if valid && id <= MAX_LAST_EVENT_ID => Ok(Some(id)),
+    let (key, number) = match raw.rsplit_once('.') {
+        Some((key, number)) => (StreamKey::parse(key), number),
+        None => (None, raw.as_str()),
+    };
+    let valid =
+        !number.is_empty() && number.len() <= 19 && number.bytes().all(|b| b.is_ascii_digit());
+    match number.parse::<u64>() {
+        Ok(after) if valid && after <= MAX_LAST_EVENT_ID => Ok(Some(ResumePoint { key, after })),
         _ => Err(ApiError::new(
             400,
             ErrorCode::InvalidLastEventId,
             Some(field),
             format!(
-                "must be a whole number from 0 to {MAX_LAST_EVENT_ID} (an id this server \
-                 sent), got {:?}",
+                "must be an event id this server sent (<key>.<n>, n from 0 to \
+                 {MAX_LAST_EVENT_ID}), got {:?}",
                 raw.chars().take(40).collect::<String>()
             ),
         )),
@@ -75,25 +94,38 @@ pub fn query_to_body(query: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn bare(after: u64) -> Option<ResumePoint> {
+        Some(ResumePoint { key: None, after })
+    }
+
     #[test]
     fn last_event_id_from_header_or_query() {
+        let key = "00112233445566778899aabbccddeeff";
         assert_eq!(last_event_id(None, None), Ok(None));
         assert_eq!(
-            last_event_id(Some("7"), Some("last_event_id=3")),
-            Ok(Some(7))
+            last_event_id(Some(&format!("{key}.7")), Some("last_event_id=3")),
+            Ok(Some(ResumePoint {
+                key: StreamKey::parse(key),
+                after: 7
+            }))
         );
         assert_eq!(
             last_event_id(None, Some("query=q&last_event_id=3")),
-            Ok(Some(3))
+            Ok(bare(3))
         );
-        assert_eq!(last_event_id(Some("0"), None), Ok(Some(0)));
+        // A bare number or a key of the wrong shape: valid, but no key.
+        assert_eq!(last_event_id(Some("0"), None), Ok(bare(0)));
+        assert_eq!(last_event_id(Some("abc.4"), None), Ok(bare(4)));
+        assert_eq!(last_event_id(Some("1.5"), None), Ok(bare(5)));
+        assert_eq!(last_event_id(Some(&format!("{key}x.4")), None), Ok(bare(4)));
         for bad in [
             "",
             "-1",
             "+1",
-            "1.5",
             "abc",
             " 1",
+            "00112233445566778899aabbccddeeff.",
+            "00112233445566778899aabbccddeeff.x",
             "9223372036854775808",
             "99999999999999999999",
         ] {

@@ -23,7 +23,7 @@ pub struct SearchRequest {
     pub body: bytes::Bytes,
     /// `Last-Event-ID`: resume this request id's stream after that id instead of
     /// starting a search (set by [`Service::with_resume`](super::Service::with_resume)).
-    pub resume: Option<u64>,
+    pub resume: Option<super::query::ResumePoint>,
     /// What the route's protocol echoes in its frames (model, thread and run ids).
     pub wire: super::wire::WireOptions,
 }

@@ -1,6 +1,8 @@
 //! Resumable streams: a search writes every frame into its replay log, and the client's
-//! connection reads that log, so a client that comes back with `Last-Event-ID` (and the
-//! same `request_id`) gets what it missed, then the live rest.
+//! connection reads that log, so a client that comes back with `Last-Event-ID` gets what
+//! it missed, then the live rest. The ids carry the stream's secret key (`<key>.<n>`,
+//! see [`crate::replay::StreamKey`]): the id alone finds the log, and only for the
+//! client that read it.
 //!
 //! Two tasks per search:
 //! - the recorder takes each frame the search produces (ids and bytes as they will go
@@ -13,12 +15,13 @@
 //! `replaced`) go out without an id, so they never move a client's `Last-Event-ID`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::wire::{Format, Relay};
 use super::ApiError;
-use crate::replay::{error_frame, Entry, LogReader, LogWriter, ReplayError};
+use crate::replay::{error_frame, Entry, LogReader, LogWriter, ReplayError, StreamKey};
 use crate::stream::{EventStream, FrameId, QueuedFrame, Sender, StreamConfig};
 
 /// `message` of the `error` a search gets when no client came back within the linger.
@@ -96,30 +99,61 @@ pub(crate) async fn record<G: Send>(
     drop(guard);
 }
 
-/// A connection's stream: `reader`'s frames with their own ids, then `[DONE]` (when
-/// `format` has it). The stream layer's `error` endings go out in `format`'s words
-/// ([`Format::relay`]).
+/// How a connection's stream of a format with an event-id resume convention (the
+/// envelope, genie-tool) is numbered: ids `<key>.<n>`, an opening `retry` and id
+/// `<key>.<after>` (see [`EventStream::make_resumable`]), and `[DONE]` with the next id,
+/// so a reconnect with it is told the end was read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resumable<'a> {
+    pub key: &'a StreamKey,
+    pub after: u64,
+    pub retry: Option<Duration>,
+}
+
+/// A connection's stream: `reader`'s frames, then `[DONE]` (when `format` has it). The
+/// stream layer's `error` endings go out in `format`'s words ([`Format::relay`]).
+///
+/// With `resumable` the frames carry their ids as [`Resumable`] says (`[DONE]` has no id
+/// when the log cannot be read to its end: `superseded`, `expired`, ...). Without, no
+/// frame has an id: the OpenAI, AI SDK and AG-UI clients resume without one, and
+/// OpenAI's parser turns every later comment heartbeat after an id into an empty event
+/// it fails to decode.
 pub(crate) fn replay(
     request_id: &str,
     config: StreamConfig,
     mut reader: Box<dyn LogReader>,
     format: Format,
+    resumable: Option<Resumable<'_>>,
 ) -> Result<EventStream, ApiError> {
-    EventStream::spawn(request_id, config, move |tx| async move {
+    let (tx, stream) = EventStream::new(request_id, config).map_err(ApiError::internal)?;
+    let numbered = resumable.is_some();
+    if let Some(r) = resumable {
+        stream.make_resumable(r.key.as_str().into(), r.after, r.retry);
+    }
+    let frame_id = move |id| match numbered {
+        true => FrameId::Given(id),
+        false => FrameId::Unnumbered,
+    };
+    stream.drive(tx, move |tx| async move {
         loop {
             match reader.next().await {
                 Ok(Entry::Frame { id, body }) => match format.relay(&body) {
                     Relay::Pass => {
-                        tx.send_frame(FrameId::Given(id), body.to_vec()).await?;
+                        tx.send_frame(frame_id(id), body.to_vec()).await?;
                     }
                     Relay::Frames(frames) => {
                         for frame in frames {
-                            tx.send_frame(FrameId::Given(id), tx.encode_data(&frame))
-                                .await?;
+                            tx.send_frame(frame_id(id), tx.encode_data(&frame)).await?;
                         }
                     }
                 },
-                Ok(Entry::Done) => return Ok(()),
+                Ok(Entry::Done) => {
+                    if numbered {
+                        // Ending twice is harmless: `drive`'s own `complete` is ignored.
+                        let _ = tx.complete_numbered();
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
                     for frame in connection_error(&tx, &e, format) {
                         tx.send_frame(FrameId::Unnumbered, frame).await?;
@@ -128,8 +162,8 @@ pub(crate) fn replay(
                 }
             }
         }
-    })
-    .map_err(ApiError::internal)
+    });
+    Ok(stream)
 }
 
 /// The frames telling a connection why its log cannot be read on, in `format`.

@@ -1,18 +1,19 @@
 //! A request in, a stream (or a JSON reply) out: the part of serving that does not
 //! depend on the HTTP framework.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::admission::{count_refusal, Admission, StreamPermit};
-use super::query::{last_event_id, query_to_body};
+use super::query::{last_event_id, query_to_body, ResumePoint};
 use super::resume::{self, replay_config};
 use super::wire::{self, Disconnect, Format};
 use super::{parse_request, ApiError, ErrorCode, Limits, OpenStreams, Route, SearchRequest};
 use crate::deepsearch::{DeepSearch, Filter};
 use crate::metrics;
 use crate::proxy::{self, ProxyOptions};
-use crate::replay::{MemoryStore, ReplayConfig, ReplayStore};
+use crate::replay::{chat_log_name, MemoryStore, ReplayConfig, ReplayError, ReplayStore, StreamKey};
 use crate::stream::{EventStream, StreamConfig};
 
 /// The chats (AI SDK chat ids) whose search is running here, each with how many
@@ -67,7 +68,17 @@ pub enum Reply {
     Stream(EventStream),
     /// A JSON body with this status.
     Json { status: u16, body: Vec<u8> },
+    /// 204: a resume of a stream whose end the client has read (`EventSource` stops).
+    NoContent,
 }
+
+/// How long a client waits before reconnecting, sent as `retry:` at the start of each
+/// stream, unless configured otherwise ([`Service::with_retry`]).
+pub const DEFAULT_RETRY: Duration = Duration::from_millis(3000);
+
+/// The streamed searches running now, by (scope, request id): a new search may not take
+/// a request id a live one holds.
+type LiveIds = Arc<Mutex<HashSet<(String, String)>>>;
 
 /// The search service behind both servers.
 #[derive(Debug, Clone)]
@@ -86,6 +97,9 @@ pub struct Service {
     /// Where streams are logged for resuming.
     replay: Arc<dyn ReplayStore>,
     chats: Arc<ActiveChats>,
+    /// `retry:` of every stream; `None`: not sent.
+    retry: Option<Duration>,
+    live: LiveIds,
 }
 
 impl Service {
@@ -116,7 +130,16 @@ impl Service {
             upstream: None,
             replay: Arc::new(MemoryStore::new(ReplayConfig::default())),
             chats: Arc::default(),
+            retry: Some(DEFAULT_RETRY),
+            live: LiveIds::default(),
         }
+    }
+
+    /// Sends `retry:` with this delay at the start of every stream (`None`: no `retry:`;
+    /// default [`DEFAULT_RETRY`]).
+    pub fn with_retry(mut self, retry: Option<Duration>) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Logs streams in `store` (default: in memory, [`ReplayConfig::default`]).
@@ -238,13 +261,27 @@ impl Service {
     /// Starts the search `req` asked for: a stream when `req.stream`, else it runs to the
     /// end and the reply is the result as JSON. Must be called on a tokio runtime.
     ///
-    /// A streamed search is logged for resuming; a request with a resume point (see
-    /// [`with_resume`](Self::with_resume)) starts nothing and reads the log of its
-    /// `request_id` instead, ignoring the other fields.
-    pub async fn start(&self, route: Route, req: SearchRequest) -> Result<Reply, ApiError> {
-        if let (true, Some(after)) = (req.stream, req.resume) {
-            return self.resume(route, &req.request_id, after).await;
+    /// A streamed search is logged for resuming under a new secret key, which its event
+    /// ids carry (`<key>.<n>`); a request with a resume point (see
+    /// [`with_resume`](Self::with_resume)) starts nothing and reads the log its key
+    /// names instead, ignoring the other fields. A streamed search whose `request_id` a
+    /// live one holds is refused with 409 `request_id_in_use`.
+    ///
+    /// `scope` says who started it (see [`crate::replay::scope_of`]; "" without an API
+    /// key): a resume finds only streams of its own scope.
+    pub async fn start(
+        &self,
+        route: Route,
+        req: SearchRequest,
+        scope: &str,
+    ) -> Result<Reply, ApiError> {
+        if let (true, Some(point)) = (req.stream, &req.resume) {
+            return self.resume(route, &req.request_id, point, scope).await;
         }
+        let live = match req.stream {
+            true => Some(self.hold_request_id(scope, &req.request_id)?),
+            false => None,
+        };
         let mut permit = self.admit(route)?;
         if let Some(base) = &self.upstream {
             let url = format!("{base}{}", route.path());
@@ -262,7 +299,7 @@ impl Service {
             )
             .map_err(ApiError::internal)?;
             return self
-                .serve(stream, permit, &req.request_id, route.format())
+                .serve(stream, permit, &req.request_id, scope, live, route.format())
                 .await;
         }
         let deepsearch = Arc::new(self.deepsearch.with_engines(&req.engines)?);
@@ -291,33 +328,70 @@ impl Service {
             )
             .map_err(ApiError::internal)?,
         };
-        self.serve(stream, permit, &req.request_id, format).await
+        self.serve(stream, permit, &req.request_id, scope, live, format)
+            .await
     }
 
-    /// Logs `search` for resuming (the recorder holds `permit` until the search ends) and
-    /// answers with a stream reading the log from its start.
+    /// Marks `request_id` as taken by a live search of `scope` until the guard is
+    /// dropped; 409 `request_id_in_use` while another holds it, so a new search can never
+    /// stop a live one (a client proves a stream is its own only by its key, resuming).
+    fn hold_request_id(&self, scope: &str, request_id: &str) -> Result<LiveId, ApiError> {
+        let entry = (scope.to_string(), request_id.to_string());
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if !live.insert(entry.clone()) {
+            return Err(ApiError::new(
+                409,
+                ErrorCode::RequestIdInUse,
+                Some("request_id"),
+                "a search with this request_id is running; resume it with the \
+                 Last-Event-ID its stream sent, or choose another request_id",
+            ));
+        }
+        Ok(LiveId {
+            live: Arc::clone(&self.live),
+            entry,
+        })
+    }
+
+    /// Logs `search` for resuming under a new key (the recorder holds `permit` until the
+    /// log is finished, the search its request id while it runs) and answers with a
+    /// stream reading the log from its start.
     ///
-    /// `format` decides what a client leaving does to the search ([`Disconnect`]) and
-    /// how the connection's stream ends and keeps alive.
+    /// `format` decides what a client leaving does to the search ([`Disconnect`]), how
+    /// the connection's stream ends and keeps alive, and whether its frames carry ids.
     async fn serve(
         &self,
         search: EventStream,
         permit: StreamPermit,
         request_id: &str,
+        scope: &str,
+        live: Option<LiveId>,
         format: Format,
     ) -> Result<Reply, ApiError> {
         let internal = |e: crate::replay::ReplayError| {
             ApiError::new(500, ErrorCode::ReplayStore, None, e.to_string())
         };
+        let key = StreamKey::generate().map_err(ApiError::internal)?;
+        // A chat is found again by its id (the AI SDK's resume has no event id); any
+        // other stream by the key its ids carry.
+        let name = match format {
+            Format::AiSdk => chat_log_name(scope, request_id),
+            _ => key.log_name(scope),
+        };
         // Once shutdown has begun this ends the new search at once, with `shutdown`.
         self.streams.track(&search);
-        let writer = self.replay.create(request_id).await.map_err(internal)?;
+        // The request id is free once the search's stream has ended: before its log is
+        // finished, so a client that has read [DONE] can reuse it at once.
+        if let Some(live) = live {
+            search.on_close_cancel(move || drop(live));
+        }
+        let writer = self.replay.create(&name).await.map_err(internal)?;
         // Attached before the recorder starts, so its linger cannot begin unattended.
-        let reader = self.replay.attach(request_id, 0).await.map_err(internal)?;
+        let reader = self.replay.attach(&name, 0).await.map_err(internal)?;
         let (recording, id) = (self.streams.recording(), request_id.into());
         let search_handle = search.close_handle();
         let linger = format.disconnect() != Disconnect::RunToEnd;
-        let chat = (format == Format::AiSdk).then(|| self.chats.enter(request_id));
+        let chat = (format == Format::AiSdk).then(|| self.chats.enter(&name));
         tokio::spawn(async move {
             resume::record(search, writer, id, (permit, chat), linger).await;
             drop(recording);
@@ -325,7 +399,12 @@ impl Service {
             crate::memory::release_soon();
         });
         let config = self.connection_config(format);
-        let stream = resume::replay(request_id, config, reader, format)?;
+        let resumable = format.resumable().then_some(resume::Resumable {
+            key: &key,
+            after: 0,
+            retry: self.retry,
+        });
+        let stream = resume::replay(request_id, config, reader, format, resumable)?;
         if format.disconnect() == Disconnect::Cancel {
             // No way back for this client: its search ends with its connection.
             stream.on_close_cancel(move || search_handle.close());
@@ -343,27 +422,66 @@ impl Service {
         config
     }
 
-    /// `GET /api/chat/{id}/stream`: the chat's running search from its first frame (the
-    /// AI SDK resumes without an event id), or `None` (204) when none runs here.
-    pub(crate) async fn resume_chat(&self, chat_id: &str) -> Option<EventStream> {
-        if !self.chats.is_active(chat_id) {
+    /// `GET /api/chat/{id}/stream`: the chat's running search of `scope` from its first
+    /// frame (the AI SDK resumes without an event id), or `None` (204) when none runs here.
+    pub(crate) async fn resume_chat(&self, scope: &str, chat_id: &str) -> Option<EventStream> {
+        let name = chat_log_name(scope, chat_id);
+        if !self.chats.is_active(&name) {
             return None;
         }
-        let reader = self.replay.attach(chat_id, 0).await.ok()?;
+        let reader = self.replay.attach(&name, 0).await.ok()?;
         let config = self.connection_config(Format::AiSdk);
-        let stream = resume::replay(chat_id, config, reader, Format::AiSdk).ok()?;
+        let stream = resume::replay(chat_id, config, reader, Format::AiSdk, None).ok()?;
         metrics::global().resume("resumed");
         Some(self.counted(stream))
     }
 
-    /// A client back with `Last-Event-ID`: the frames after `after`, then the live rest;
-    /// `error` (code `expired`) and `[DONE]` when the log is gone or no longer has them.
-    async fn resume(&self, route: Route, request_id: &str, after: u64) -> Result<Reply, ApiError> {
+    /// A client back with `Last-Event-ID`: the frames after its id, then the live rest;
+    /// 204 when it has read the end; 400 `unsent_event_id` for an id past the log's last
+    /// (the live reader keeps the stream); `error` (code `expired`) and `[DONE]` when
+    /// the log is gone, no longer has them, or is not the client's (wrong key or scope:
+    /// answered as for an unknown stream, so nothing tells a stranger a stream exists).
+    async fn resume(
+        &self,
+        route: Route,
+        request_id: &str,
+        point: &ResumePoint,
+        scope: &str,
+    ) -> Result<Reply, ApiError> {
         let config = replay_config(&self.stream_config);
-        let stream = match self.replay.attach(request_id, after).await {
-            Ok(reader) => {
+        let attached = match &point.key {
+            Some(key) => (self.replay.attach(&key.log_name(scope), point.after).await)
+                .map(|reader| (reader, key)),
+            None => Err(ReplayError::Expired),
+        };
+        let stream = match attached {
+            Ok((reader, key)) => {
                 metrics::global().resume("resumed");
-                resume::replay(request_id, config, reader, route.format())?
+                resume::replay(
+                    request_id,
+                    config,
+                    reader,
+                    route.format(),
+                    Some(resume::Resumable {
+                        key,
+                        after: point.after,
+                        retry: self.retry,
+                    }),
+                )?
+            }
+            Err(ReplayError::Finished) => {
+                metrics::global().resume(ReplayError::Finished.code());
+                return Ok(Reply::NoContent);
+            }
+            Err(e @ ReplayError::Unsent { .. }) => {
+                metrics::global().resume(e.code());
+                count_refusal(route, 400);
+                return Err(ApiError::new(
+                    400,
+                    ErrorCode::UnsentEventId,
+                    Some("Last-Event-ID"),
+                    e.to_string(),
+                ));
             }
             Err(e) => {
                 metrics::global().resume(e.code());
@@ -408,6 +526,20 @@ impl Service {
         Ok(route
             .format()
             .whole(&req.request_id, &req.search.query, &req.wire, &result))
+    }
+}
+
+/// A request id held by a live search; released when the search's log is finished.
+#[derive(Debug)]
+struct LiveId {
+    live: LiveIds,
+    entry: (String, String),
+}
+
+impl Drop for LiveId {
+    fn drop(&mut self) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.remove(&self.entry);
     }
 }
 

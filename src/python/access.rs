@@ -25,10 +25,20 @@ impl From<AccessError> for PyErr {
 #[pymethods]
 impl PyAccess {
     #[new]
-    #[pyo3(signature = (*, api_key = None, cors_origins = None))]
-    fn new(api_key: Option<&str>, cors_origins: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (*, api_key = None, cors_origins = None, api_keys = None, api_key_file = None))]
+    fn new(
+        api_key: Option<&str>,
+        cors_origins: Option<&str>,
+        api_keys: Option<Vec<String>>,
+        api_key_file: Option<std::path::PathBuf>,
+    ) -> PyResult<Self> {
+        let mut keys: Vec<Secret> = api_key.into_iter().map(Secret::from).collect();
+        keys.extend(api_keys.unwrap_or_default().into_iter().map(Secret::from));
+        if let Some(path) = &api_key_file {
+            keys.extend(crate::api::read_key_file(path)?);
+        }
         Ok(PyAccess {
-            inner: Access::new(api_key.map(Secret::from), cors_origins)?,
+            inner: Access::with_keys(keys, cors_origins)?,
         })
     }
 

@@ -79,8 +79,8 @@ impl PyService {
         heartbeat = Some(10.0), timeout = Some(3600.0), heartbeat_format = "data",
         max_pending = 256, max_pending_bytes = 4194304, max_chunk_bytes = 65536, yield_every = 32,
         resume_linger = 60.0, replay_ttl = 300.0, replay_max_bytes = 268435456,
-        replay_max_stream_bytes = 16777216, redis_url = None
-    ), text_signature = "(search, *, upstream=None, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32, resume_linger=60.0, replay_ttl=300.0, replay_max_bytes=268435456, replay_max_stream_bytes=16777216, redis_url=None)")]
+        replay_max_stream_bytes = 16777216, redis_url = None, retry_ms = Some(3000)
+    ), text_signature = "(search, *, upstream=None, max_streams=1000, max_body_bytes=65536, max_query_chars=4096, heartbeat=10.0, timeout=3600.0, heartbeat_format='data', max_pending=256, max_pending_bytes=4194304, max_chunk_bytes=65536, yield_every=32, resume_linger=60.0, replay_ttl=300.0, replay_max_bytes=268435456, replay_max_stream_bytes=16777216, redis_url=None, retry_ms=3000)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -101,6 +101,7 @@ impl PyService {
         replay_max_bytes: usize,
         replay_max_stream_bytes: usize,
         redis_url: Option<&str>,
+        retry_ms: Option<u64>,
     ) -> PyResult<Self> {
         let seconds = |name: &str, value: f64| {
             Duration::try_from_secs_f64(value).map_err(|_| {
@@ -144,7 +145,9 @@ impl PyService {
             ),
             None => Arc::new(MemoryStore::new(replay)),
         };
-        let mut inner = Service::from_shared(search.shared(), limits, config).with_replay(store);
+        let mut inner = Service::from_shared(search.shared(), limits, config)
+            .with_replay(store)
+            .with_retry(retry_ms.map(Duration::from_millis));
         if let Some(url) = upstream {
             inner = inner
                 .with_upstream(url)
@@ -178,7 +181,7 @@ impl PyService {
         cap.worth_reading().then(|| (cap.limit(), cap.drain_to()))
     }
 
-    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None, body_timeout = None, path_id = None, traceparent = None))]
+    #[pyo3(signature = (route, content_type, body, *, method = "POST", query = None, last_event_id = None, body_timeout = None, path_id = None, traceparent = None, authorization = None))]
     #[allow(clippy::too_many_arguments)]
     fn start<'py>(
         &self,
@@ -192,6 +195,7 @@ impl PyService {
         body_timeout: Option<f64>,
         path_id: Option<String>,
         traceparent: Option<String>,
+        authorization: Option<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let route = self::route(route)?;
         let timed_out = seconds("body_timeout", body_timeout)?;
@@ -215,6 +219,7 @@ impl PyService {
                 last_event_id: last_event_id.as_deref(),
                 path_id: path_id.as_deref(),
                 traceparent: traceparent.as_deref(),
+                authorization: authorization.as_deref(),
             };
             let answer = service.handle(route, head, body).await;
             Outcome::Build(Box::new(move |py| to_python(py, answer, yield_every)))

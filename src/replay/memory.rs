@@ -71,6 +71,13 @@ struct Log {
 }
 
 impl Log {
+    /// The id of its last frame (0: none yet).
+    fn last_id(&self) -> u64 {
+        self.frames
+            .back()
+            .map_or(self.trimmed_through, |(id, _)| *id)
+    }
+
     /// Drops frames the attached reader has passed, oldest first, until `fits(freed)`
     /// says enough is freed. Returns the bytes freed. A log without a reader keeps
     /// everything: its client may come back from any point.
@@ -315,6 +322,16 @@ async fn expire(shared: Weak<Shared>) {
     }
 }
 
+/// Why a reader cannot start after `after` in a log whose last id is `last`: it read the
+/// end (`after` is the id of the `[DONE]` of an ended log), or the id was never sent.
+pub(super) fn past_the_end(last: u64, done: bool, after: u64) -> Option<ReplayError> {
+    match after.checked_sub(last) {
+        None | Some(0) => None,
+        Some(1) if done => Some(ReplayError::Finished),
+        Some(_) => Some(ReplayError::Unsent { after, last }),
+    }
+}
+
 /// The log `key` of `generation`, or why it is gone.
 fn log_of<'a>(st: &'a mut State, key: &str, generation: u64) -> Result<&'a mut Log, ReplayError> {
     match st.logs.get_mut(key) {
@@ -347,6 +364,10 @@ impl ReplayStore for MemoryStore {
             };
             if after < log.trimmed_through {
                 return Err(ReplayError::Expired);
+            }
+            if let Some(refusal) = past_the_end(log.last_id(), log.done, after) {
+                // Refused before taking over: the attached reader keeps the stream.
+                return Err(refusal);
             }
             let (key, generation) = (Arc::clone(key), log.generation);
             if let Some(log) = st.logs.get_mut(request_id) {
@@ -475,7 +496,7 @@ impl Drop for MemoryWriter {
         }
         log.done = true;
         log.changed.notify_waiters();
-        let id = log.frames.back().map_or(log.trimmed_through, |(id, _)| *id) + 1;
+        let id = log.last_id() + 1;
         let message = "the search stopped before it could end its stream";
         let body = super::error_frame(&self.key, message, INTERRUPTED_CODE);
         st.push(&self.key, id, Bytes::from(body));

@@ -12,6 +12,7 @@
 //! by every instance, without the servers noticing. The methods return boxed futures so a service
 //! can hold any store as `Arc<dyn ReplayStore>`.
 
+mod key;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -24,6 +25,7 @@ use futures::future::BoxFuture;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreError, CONNECT_TIMEOUT as REDIS_CONNECT_TIMEOUT};
+pub use key::{chat_log_name, scope_of, NoRandomness, StreamKey, KEY_CHARS};
 pub use memory::MemoryStore;
 
 pub use crate::stream::frame::error_frame;
@@ -53,6 +55,12 @@ pub enum ReplayError {
     /// The store failed (a store over the network).
     #[error("replay store: {0}")]
     Store(String),
+    /// The client's `Last-Event-ID` is past the log's last id: this server never sent it.
+    #[error("Last-Event-ID {after} was never sent on this stream: its last id is {last}")]
+    Unsent { after: u64, last: u64 },
+    /// The client has read the log's end (`after` is the id of its `[DONE]`).
+    #[error("the stream has ended and its end was read")]
+    Finished,
     /// The shared store cannot serve this resume: it is unreachable, or the instance
     /// running the search lost it.
     #[error("{0}")]
@@ -66,6 +74,8 @@ impl ReplayError {
             ReplayError::Expired => "expired",
             ReplayError::Superseded => "superseded",
             ReplayError::Replaced => "replaced",
+            ReplayError::Unsent { .. } => "unsent_event_id",
+            ReplayError::Finished => "finished",
             ReplayError::Store(_) => "replay_store",
             ReplayError::Unavailable(_) => "resume_unavailable",
         }
@@ -123,7 +133,9 @@ pub trait ReplayStore: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Box<dyn LogWriter>, ReplayError>>;
 
     /// A reader of `request_id`'s log from the frame after `after` (0: from the start),
-    /// taking over from the reader attached now, if any.
+    /// taking over from the reader attached now, if any. An `after` past the log's last
+    /// id is refused without taking over: [`ReplayError::Finished`] when it is the id of
+    /// the `[DONE]` of an ended log (last id + 1), else [`ReplayError::Unsent`].
     fn attach<'a>(
         &'a self,
         request_id: &'a str,

@@ -67,7 +67,7 @@ mod writer;
 
 use writer::{heartbeat, mark_broken_when_back, TeeWriter, WriterState};
 
-use reader::{int, refusal, LocalReader, RedisReader};
+use reader::{int, refusal, text, LocalReader, RedisReader};
 use scripts::Scripts;
 
 /// Longest wait for Redis when a service starts (`--redis`, `redis_url`): past it, the
@@ -337,16 +337,23 @@ impl ReplayStore for RedisStore {
             let next = format!("{}-0", after.saturating_add(1));
             let end = format!("{after}-1");
             let from = format!("({after}-0");
+            let number = after.to_string();
+            let args = [
+                next.as_bytes(),
+                end.as_bytes(),
+                from.as_bytes(),
+                number.as_bytes(),
+            ];
             let answer: Vec<Value> = self
                 .inner
-                .run(
-                    &self.inner.scripts.attach,
-                    request_id,
-                    &[next.as_bytes(), end.as_bytes(), from.as_bytes()],
-                )
+                .run(&self.inner.scripts.attach, request_id, &args)
                 .await
                 .map_err(unavailable)?;
             let (gen, token) = match answer.as_slice() {
+                [why, last] if text(why) == Some(b"unsent") => {
+                    let last = int(last)?;
+                    return Err(ReplayError::Unsent { after, last });
+                }
                 [_, gen, token] => (int(gen)?, int(token)?),
                 [why] => return Err(refusal(why)),
                 _ => return Err(unavailable("unexpected answer to attach")),

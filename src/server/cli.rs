@@ -106,6 +106,10 @@ pub struct Args {
     /// Bytes one stream's replay log may hold.
     #[arg(long, env = "DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", default_value_t = ReplayConfig::default().max_log_bytes)]
     pub replay_max_stream_bytes: usize,
+    /// Milliseconds a client waits before reconnecting after a drop, sent as `retry:` at
+    /// the start of every stream; 0: no `retry:` (the client's own default).
+    #[arg(long, env = "DEEPSEARCH_RETRY_MS", default_value_t = 3000)]
+    pub retry_ms: u64,
     /// Keep replay logs in Redis Streams at this URL (redis://host:port/db), shared by
     /// every instance, so a client can resume on any of them; none: in this process's
     /// memory. The server does not start when Redis does not answer.
@@ -115,9 +119,14 @@ pub struct Args {
     #[arg(long)]
     pub bench_routes: bool,
     /// Require `Authorization: Bearer <key>` on every route but /healthz and the page at /
-    /// (never printed).
-    #[arg(long, env = "DEEPSEARCH_API_KEY", hide_env_values = true, value_parser = parse_key)]
-    pub api_key: Option<Secret>,
+    /// (never printed). Repeat it for several keys: any passes, and each stream can only
+    /// be resumed with the key that started it.
+    #[arg(long, env = "DEEPSEARCH_API_KEY", hide_env_values = true, value_parser = parse_key, action = clap::ArgAction::Append)]
+    pub api_key: Vec<Secret>,
+    /// A file of API keys, one per line (blank lines and `#` comments skipped), valid
+    /// besides any --api-key.
+    #[arg(long, env = "DEEPSEARCH_API_KEY_FILE")]
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Origins allowed to call the service from a browser: comma-separated
     /// (https://app.example,http://localhost:3000) or *; none: no CORS headers at all.
     #[arg(long, env = "DEEPSEARCH_CORS_ORIGINS")]
@@ -171,7 +180,11 @@ impl Args {
                 )));
             }
         }
-        let access = Access::new(self.api_key, self.cors_origins.as_deref())?;
+        let mut api_keys = self.api_key;
+        if let Some(path) = &self.api_key_file {
+            api_keys.extend(crate::api::read_key_file(path)?);
+        }
+        let access = Access::with_keys(api_keys, self.cors_origins.as_deref())?;
         Ok(ServerConfig {
             host: self.host,
             port: self.port,
@@ -215,6 +228,7 @@ impl Args {
                 max_log_bytes: self.replay_max_stream_bytes,
             },
             upstream: self.upstream,
+            retry: (self.retry_ms > 0).then(|| Duration::from_millis(self.retry_ms)),
             redis_url: self.redis_url,
             bench_routes: self.bench_routes,
             access,

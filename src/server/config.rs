@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub upstream: Option<String>,
     /// Replay logs for resuming streams: lifetime, linger, byte budgets.
     pub replay: ReplayConfig,
+    /// `retry:` sent at the start of every stream (how long a client waits before
+    /// reconnecting); `None`: not sent.
+    pub retry: Option<Duration>,
     /// Redis URL of a shared replay store (none: in memory). Kept as a secret: it may
     /// hold a password.
     pub redis_url: Option<Secret>,
@@ -102,6 +105,7 @@ impl Default for ServerConfig {
             connections: ConnectionLimits::default(),
             upstream: None,
             replay: ReplayConfig::default(),
+            retry: Some(crate::api::DEFAULT_RETRY),
             redis_url: None,
             bench_routes: false,
             access: Access::default(),
@@ -142,8 +146,9 @@ impl ServerConfig {
         })
         .await
         .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
-        let service =
-            Service::new(deepsearch, self.limits.clone(), self.stream.clone()).with_replay(store);
+        let service = Service::new(deepsearch, self.limits.clone(), self.stream.clone())
+            .with_replay(store)
+            .with_retry(self.retry);
         match &self.upstream {
             Some(url) => service
                 .with_upstream(url)

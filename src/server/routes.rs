@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
@@ -228,6 +228,7 @@ async fn answer(app: App, route: Route, head: Head, body: Option<Body>) -> Respo
         last_event_id: last_event_id.as_deref(),
         path_id: path_id.as_deref(),
         traceparent: traceparent.as_deref(),
+        authorization: headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
     };
     answer_response(service.handle(route, head, body).await)
 }

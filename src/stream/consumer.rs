@@ -31,8 +31,8 @@ use super::shared::*;
 /// tx.complete().unwrap();
 /// let chunk = rx.next().await.unwrap();
 /// let text = std::str::from_utf8(&chunk).unwrap();
-/// assert!(text.starts_with("id: 1\ndata: {\"type\": \"status\", \"data\": \"started\""));
-/// assert!(text.ends_with("\n\ndata: [DONE]\n\n"));
+/// assert!(text.starts_with("data: {\"type\": \"status\", \"data\": \"started\""));
+/// assert!(text.ends_with("}\nid: 1\n\ndata: [DONE]\n\n"));
 /// assert!(rx.next().await.is_none());
 /// # });
 /// ```
@@ -69,6 +69,8 @@ impl EventStream {
                 last_delivery: now,
                 hooks: Vec::new(),
                 cancellers: Vec::new(),
+                id_key: None,
+                number_done: false,
             }),
             consumer: AtomicWaker::new(),
             space: Notify::new(),
@@ -102,6 +104,18 @@ impl EventStream {
         Fut: Future<Output = Result<(), Failure>> + Send + 'static,
     {
         let (tx, stream) = EventStream::new(request_id, config)?;
+        stream.drive(tx, producer);
+        Ok(stream)
+    }
+
+    /// Spawns `producer` on the current tokio runtime to feed this stream through `tx`
+    /// (its sender), as [`spawn`](Self::spawn) does, for a stream set up first (see
+    /// [`make_resumable`](Self::make_resumable)).
+    pub fn drive<F, Fut>(&self, tx: Sender, producer: F)
+    where
+        F: FnOnce(Sender) -> Fut,
+        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+    {
         let done = tx.clone();
         let work = producer(tx);
         let task = tokio::spawn(async move {
@@ -112,12 +126,18 @@ impl EventStream {
             };
         });
         let abort = task.abort_handle();
-        stream.on_close_cancel(move || abort.abort());
-        Ok(stream)
+        self.on_close_cancel(move || abort.abort());
     }
 
     pub fn request_id(&self) -> &str {
         &self.poller.shared.request_id
+    }
+
+    /// Makes this stream resumable: its ids go out as `<key>.<n>`, and it opens with
+    /// `retry:` (when given) and a heartbeat with the id `<key>.<after>`, so a client has
+    /// the key before the first event. Call it before the stream is read.
+    pub fn make_resumable(&self, key: Arc<str>, after: u64, retry: Option<std::time::Duration>) {
+        self.poller.shared.make_resumable(key, after, retry);
     }
 
     /// Takes what is ready now, without waiting: buffered frames (coalesced), a due

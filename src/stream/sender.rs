@@ -165,6 +165,13 @@ impl Sender {
         self.end(EndReason::Completed)
     }
 
+    /// Ends the stream successfully with a `[DONE]` that takes the next id: a client that
+    /// comes back with that id has read the end (a replayed log's end).
+    pub fn complete_numbered(&self) -> Result<(), StreamError> {
+        self.shared.lock().number_done = true;
+        self.end(EndReason::Completed)
+    }
+
     /// Ends the stream with an `error` message `{"message", "code"}` (`isFinal: true`), then `[DONE]`.
     pub fn fail(&self, message: &str, code: &str) -> Result<(), StreamError> {
         self.end(EndReason::Failed {

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::message::Envelope;
 
 use super::config::*;
-use super::frame::{data_frame, error_frame, id_line_len, write_id_line, DONE_FRAME};
+use super::frame::{data_frame, error_frame, id_line_len, write_frame, DONE_FRAME};
 
 pub(super) type Hook = Box<dyn FnOnce(&EndReason) + Send>;
 pub(super) type Canceller = Box<dyn FnOnce() + Send>;
@@ -67,6 +67,11 @@ pub(super) struct State {
     pub(super) last_delivery: Instant,
     pub(super) hooks: Vec<(HookKind, Hook)>,
     pub(super) cancellers: Vec<Canceller>,
+    /// Written before each id (`id: <key>.<n>`): a resumable stream's secret key.
+    pub(super) id_key: Option<Arc<str>>,
+    /// Whether a successful end's `[DONE]` takes the next id, so a client that comes
+    /// back with it can be told it has read the end.
+    pub(super) number_done: bool,
 }
 
 pub(super) struct Shared {
@@ -157,6 +162,7 @@ impl Shared {
                 done: false,
             });
         }
+        let done_id = (st.number_done && reason == EndReason::Completed).then_some(st.next_id);
         // Without its bytes the frame still marks the end for the consumer.
         let done = if self.config.done_frame {
             DONE_FRAME.to_vec()
@@ -164,7 +170,7 @@ impl Shared {
             Vec::new()
         };
         st.queue.push_back(Frame {
-            id: None,
+            id: done_id,
             body: done,
             done: true,
         });
@@ -273,18 +279,18 @@ impl Shared {
                 if frames > 0 && size + f.body.len() + 24 > self.config.max_chunk_bytes {
                     break;
                 }
-                size += id_line_len(f.id) + f.body.len();
+                size += id_line_len(st.id_key.as_deref(), f.id) + f.body.len();
                 bodies += f.body.len();
                 frames += 1;
             }
             let mut chunk = BytesMut::with_capacity(size);
             let mut messages = 0u64;
+            let key = st.id_key.clone();
             for f in st.queue.drain(..frames) {
-                if let Some(id) = f.id {
+                if f.id.is_some() && !f.done {
                     messages += 1;
-                    write_id_line(&mut chunk, id);
                 }
-                chunk.extend_from_slice(&f.body);
+                write_frame(&mut chunk, key.as_deref(), f.id, &f.body);
             }
             st.pending_bytes = st.pending_bytes.saturating_sub(bodies);
             st.last_delivery = now;
@@ -332,7 +338,7 @@ impl Shared {
                     Some(f) => {
                         st.pending_bytes = st.pending_bytes.saturating_sub(f.body.len());
                         st.last_delivery = now;
-                        let len = id_line_len(f.id) + f.body.len();
+                        let len = id_line_len(st.id_key.as_deref(), f.id) + f.body.len();
                         self.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
                         wake.producers = true;
                         if st.queue.is_empty() {
@@ -358,6 +364,29 @@ impl Shared {
         };
         self.apply(wake);
         result
+    }
+
+    /// Makes the stream resumable: ids written `<key>.<n>`, and the opening frame
+    /// (`retry:`, a heartbeat with the id `<key>.<after>`) ahead of everything queued. Called before the
+    /// consumer takes anything.
+    pub(super) fn make_resumable(&self, key: Arc<str>, after: u64, retry: Option<Duration>) {
+        let mut wake = Wake::default();
+        {
+            let mut st = self.lock();
+            let heartbeat = self.config.heartbeat_format.frame();
+            let body = super::frame::opening_frame(&key, after, retry, heartbeat);
+            st.pending_bytes += body.len();
+            st.queue.push_front(Frame {
+                id: None,
+                body,
+                done: false,
+            });
+            st.id_key = Some(key);
+            // The ids go on after the resume point, even when no frame follows it.
+            st.next_id = st.next_id.max(after.saturating_add(1));
+            wake.consumer = true;
+        }
+        self.apply(wake);
     }
 
     /// Ends the stream with `reason` unless it has already ended.
@@ -404,7 +433,7 @@ pub(super) fn stats(shared: &Shared) -> StreamStats {
         .lock()
         .queue
         .iter()
-        .filter(|f| f.id.is_some())
+        .filter(|f| f.id.is_some() && !f.done)
         .count() as u64;
     StreamStats {
         messages_sent: shared.messages_sent.load(Ordering::Relaxed),

@@ -25,11 +25,12 @@ fn frames(b: &Bytes) -> Vec<String> {
         .collect()
 }
 
+/// The ids of frames (their `id:` line is their last line).
 fn ids(frames: &[String]) -> Vec<u64> {
     frames
         .iter()
-        .filter_map(|f| f.strip_prefix("id: "))
-        .map(|rest| rest.split('\n').next().unwrap().parse().unwrap())
+        .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("id: ")))
+        .map(|id| id.parse().unwrap())
         .collect()
 }
 
@@ -52,7 +53,7 @@ async fn exact_frames_for_messages_and_done() {
     assert_eq!(
         all,
         vec![
-            "id: 1\ndata: {\"type\": \"status\", \"data\": \"开始搜索...\", \"requestId\": \"req-1\", \"timestamp\": 1.5}\n\n"
+            "data: {\"type\": \"status\", \"data\": \"开始搜索...\", \"requestId\": \"req-1\", \"timestamp\": 1.5}\nid: 1\n\n"
                 .to_string(),
             "data: [DONE]\n\n".to_string(),
         ]
@@ -232,8 +233,8 @@ async fn timeout_sends_error_then_done_and_fires_hook() {
     tx.send("status", "working").await.unwrap();
     let all = drain(&mut rx).await;
     assert_eq!(all.len(), 3, "{all:?}");
-    assert!(all[1].starts_with("id: 2\ndata: {\"type\": \"error\", \"data\": {\"message\": \"stream timed out after 5 s\", \"code\": \"timeout\"}"));
-    assert!(all[1].ends_with("\"isFinal\": true}\n\n"));
+    assert!(all[1].starts_with("data: {\"type\": \"error\", \"data\": {\"message\": \"stream timed out after 5 s\", \"code\": \"timeout\"}"));
+    assert!(all[1].ends_with("\"isFinal\": true}\nid: 2\n\n"));
     assert_eq!(all[2], "data: [DONE]\n\n");
     assert!(fired.load(Ordering::SeqCst));
     assert_eq!(tx.send("late", "x").await, Err(StreamError::TimedOut));
@@ -511,4 +512,33 @@ async fn without_the_done_frame_a_stream_ends_with_its_last_frame() {
     tx.complete().unwrap();
     let body: Vec<u8> = rx.collect::<Vec<_>>().await.concat();
     assert_eq!(body, b"data: {}\n\n");
+}
+
+#[tokio::test]
+async fn a_resumable_stream_opens_with_retry_and_numbers_its_done() {
+    let (tx, mut rx) = EventStream::new("r", cfg()).unwrap();
+    rx.make_resumable("k".into(), 0, Some(Duration::from_millis(2500)));
+    tx.send("status", "one").await.unwrap();
+    tx.complete_numbered().unwrap();
+    let all = drain(&mut rx).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[0], "retry: 2500\ndata: heartbeat\nid: k.0\n\n");
+    assert!(all[1].starts_with("data: {") && all[1].ends_with("}\nid: k.1\n\n"));
+    assert_eq!(all[2], "data: [DONE]\nid: k.2\n\n");
+    let stats = rx.stats();
+    assert_eq!((stats.messages_sent, stats.heartbeats), (1, 0), "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_failed_resumable_stream_ends_with_an_unnumbered_done() {
+    let (tx, mut rx) = EventStream::new("r", cfg()).unwrap();
+    rx.make_resumable("k".into(), 3, None);
+    tx.fail("broke", "x").unwrap();
+    let all = drain(&mut rx).await;
+    assert_eq!(all[0], "data: heartbeat\nid: k.3\n\n");
+    assert!(
+        all[1].ends_with("\nid: k.4\n\n"),
+        "ids go on after 3: {all:?}"
+    );
+    assert_eq!(all[2], "data: [DONE]\n\n");
 }

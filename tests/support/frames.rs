@@ -4,11 +4,13 @@
 use bytes::Bytes;
 use deepsearch_stream::sse::decode_all;
 
-/// Frames as (their own id, or "" for none; data), in order.
+/// Frames that carry data (events), as (their own id, or "" for none; data), in order.
+/// A frame without data (a stream's opening `retry:`/`id:`) dispatches no event and is
+/// left out ([`raw_frames`] has it).
 pub fn frames(body: &[u8]) -> Vec<(String, String)> {
     let text = std::str::from_utf8(body).unwrap();
     text.split("\n\n")
-        .filter(|f| !f.is_empty())
+        .filter(|f| f.lines().any(|l| l.starts_with("data:")))
         .map(|frame| {
             let id = frame
                 .lines()
@@ -40,7 +42,12 @@ pub fn raw_frames(body: &[u8]) -> Vec<Bytes> {
         .collect()
 }
 
-/// Events' data of an SSE body, `[DONE]` included.
+/// Events' data of an SSE body, `[DONE]` included, `data: heartbeat` not (a resumable
+/// stream opens with one).
 pub fn events(body: &[u8]) -> Vec<String> {
-    decode_all(body).into_iter().map(|e| e.data).collect()
+    decode_all(body)
+        .into_iter()
+        .map(|e| e.data)
+        .filter(|d| d != "heartbeat")
+        .collect()
 }

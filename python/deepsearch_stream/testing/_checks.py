@@ -33,14 +33,20 @@ def _numbered(e: SseEvent) -> bool:
 
 def assert_ids(events: Sequence[SseEvent], start: int = 1) -> None:
     """Every message carries its own id, counting up by one from ``start`` (the id after
-    a resume's ``Last-Event-ID``): no gap, no duplicate, no message without one.
+    a resume's ``Last-Event-ID``): no gap, no duplicate, no message without one. An id
+    is ``<n>``, or ``<key>.<n>`` for a resumable stream (one key for all its messages).
 
-    Heartbeats, ``[DONE]`` and connection messages carry none, so the id they show is
-    the previous one (that is how SSE ids persist) and they are left out.
+    Heartbeats, ``[DONE]`` and connection messages are left out: the id they show is
+    the previous one, or one of their own that is not a message's (a stream opens with
+    a heartbeat holding ``<key>.0``; its ``[DONE]`` has the next id).
     """
     numbered = [e for e in events if _numbered(e)]
     seen = [e.id for e in numbered]
-    expected = [str(n) for n in range(start, start + len(numbered))]
+    keys = {i.rpartition(".")[0] for i in seen}
+    assert len(keys) <= 1, f"messages under several stream keys: {sorted(keys)}"
+    key = next(iter(keys), "")
+    prefix = f"{key}." if key else ""
+    expected = [f"{prefix}{n}" for n in range(start, start + len(numbered))]
     for n, (got, want) in enumerate(zip(seen, expected, strict=True)):
         kind = (numbered[n].message or {}).get("type")
         assert got == want, (

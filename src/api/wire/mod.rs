@@ -101,6 +101,12 @@ impl Format {
         }
     }
 
+    /// Whether its frames carry event ids a client resumes with (`Last-Event-ID`); the
+    /// other protocols' clients have no use for one.
+    pub fn resumable(self) -> bool {
+        matches!(self, Format::Envelope | Format::Genie)
+    }
+
     /// Whether the stream ends with `data: [DONE]`.
     pub fn done_frame(self) -> bool {
         self != Format::AgUi

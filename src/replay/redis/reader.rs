@@ -15,7 +15,7 @@ use super::{keys, ms, timed, unavailable, Inner, BATCH, BLOCK, OP_TIMEOUT, STALE
 use crate::replay::memory::INTERRUPTED_CODE;
 use crate::replay::{error_frame, Entry, LogReader, ReplayError};
 
-fn text(v: &Value) -> Option<&[u8]> {
+pub(super) fn text(v: &Value) -> Option<&[u8]> {
     match v {
         Value::BulkString(b) => Some(b),
         Value::SimpleString(s) => Some(s.as_bytes()),
@@ -37,6 +37,7 @@ pub(super) fn refusal(why: &Value) -> ReplayError {
         Some(b"expired") => ReplayError::Expired,
         Some(b"replaced") => ReplayError::Replaced,
         Some(b"superseded") => ReplayError::Superseded,
+        Some(b"finished") => ReplayError::Finished,
         Some(b"broken") => ReplayError::Unavailable(
             "the instance running this search lost its connection to the replay store \
              (Redis): it cannot be resumed here"

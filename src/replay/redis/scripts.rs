@@ -98,11 +98,18 @@ impl Scripts {
                 redis.call('PEXPIRE', KEYS[2], ARGV[2])
                 return 1"),
             // A reader on this instance of another's log. ARGV: the entry that must come
-            // next ("n+1-0"), or the end right after frame n ("n-1").
-            // Returns {'ok', gen, token} or {why}.
-            attach: s("local m = redis.call('HMGET', KEYS[2], 'gen', 'broken')
+            // next ("n+1-0"), or the end right after frame n ("n-1"), "(n-0", n.
+            // Returns {'ok', gen, token}, {'unsent', last} or {why}; an n past the last
+            // id is refused before any takeover.
+            attach: s("local m = redis.call('HMGET', KEYS[2], 'gen', 'broken', 'last', 'done')
                 if not m[1] then return {'expired'} end
                 if m[2] == '1' then return {'broken'} end
+                local last = tonumber(m[3] or '0')
+                local after = tonumber(ARGV[4])
+                if after > last then
+                    if m[4] == '1' and after == last + 1 then return {'finished'} end
+                    return {'unsent', m[3] or '0'}
+                end
                 local first = redis.call('XRANGE', KEYS[1], ARGV[3], '+', 'COUNT', 1)
                 if #first > 0 and first[1][1] ~= ARGV[1] and first[1][1] ~= ARGV[2] then
                     return {'expired'}
