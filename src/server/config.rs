@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::api::{Access, AccessError, Limits, Service};
+use crate::config::ServiceConfig;
 use crate::deepsearch::{DeepSearch, DeepSearchError, Settings};
 use crate::http::Secret;
 use crate::llm::{LlmError, LlmOptions};
@@ -23,6 +24,8 @@ pub enum ConfigError {
     Access(#[from] AccessError),
     #[error("replay store: {0}")]
     Redis(#[from] RedisStoreError),
+    #[error(transparent)]
+    Setting(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -110,6 +113,32 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The server `config` describes: its settings grouped by the layer that uses them,
+    /// the access policy checked.
+    pub fn from_service(config: &ServiceConfig) -> Result<Self, ConfigError> {
+        Ok(ServerConfig {
+            host: config.host.clone(),
+            port: config.port,
+            engines: config.engines.clone(),
+            engine_config: config.engine_config(),
+            llm: config.llm(),
+            settings: config.settings(),
+            limits: config.limits(),
+            stream: config.stream(),
+            shutdown_timeout: config.shutdown_timeout,
+            connections: ConnectionLimits {
+                header_timeout: config.header_timeout,
+                body_timeout: config.body_timeout,
+                max_connections: config.max_connections,
+            },
+            upstream: config.upstream.clone(),
+            replay: config.replay(),
+            redis_url: config.redis_url.clone(),
+            bench_routes: config.bench_routes,
+            access: Access::new(config.api_key.clone(), config.cors_origins.as_deref())?,
+        })
+    }
+
     /// Where to listen, for `TcpListener::bind` (an IPv6 host needs no brackets).
     pub fn address(&self) -> (&str, u16) {
         (self.host.as_str(), self.port)
@@ -150,5 +179,47 @@ impl ServerConfig {
                 .map_err(|e| ConfigError::Invalid(e.message)),
             None => Ok(service),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(args: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
+        let config = ServiceConfig::from_args_with(args.iter().copied(), |_| None)?;
+        ServerConfig::from_service(&config)
+    }
+
+    #[test]
+    fn the_table_defaults_are_the_server_defaults() {
+        let built = from(&[]).unwrap();
+        let default = ServerConfig::default();
+        assert_eq!(built.address(), default.address());
+        assert_eq!(built.engines, default.engines);
+        assert_eq!(built.limits, default.limits);
+        assert_eq!(built.replay, default.replay);
+        assert_eq!(built.connections, default.connections);
+        assert_eq!(built.shutdown_timeout, default.shutdown_timeout);
+        assert_eq!(built.stream.heartbeat, default.stream.heartbeat);
+        assert_eq!(built.stream.timeout, default.stream.timeout);
+        assert!(!built.access.enabled() && !built.bench_routes);
+    }
+
+    #[test]
+    fn the_access_policy_is_checked() {
+        let config = from(&[
+            ("api_key", "k-secret"),
+            ("cors_origins", "https://a.example"),
+        ])
+        .unwrap();
+        assert!(config.access.enabled());
+        assert!(!format!("{config:?}").contains("k-secret"));
+        assert!(matches!(
+            from(&[("api_key", " ")]),
+            Err(ConfigError::Access(_))
+        ));
+        let bad = from(&[("cors_origins", "a.example")]).unwrap_err();
+        assert!(bad.to_string().contains("a.example"));
     }
 }
