@@ -285,7 +285,7 @@ impl ServiceConfig {
     }
 
     /// Heartbeat and lifetime of each stream.
-    pub fn stream(&self) -> StreamConfig {
+    pub fn stream_config(&self) -> StreamConfig {
         StreamConfig {
             heartbeat: self.heartbeat,
             timeout: self.stream_timeout,

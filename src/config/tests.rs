@@ -22,8 +22,8 @@ fn the_defaults_are_the_layers_defaults() {
     assert_eq!(config.limits(), Limits::default());
     assert_eq!(config.replay(), ReplayConfig::default());
     let stream = StreamConfig::default();
-    assert_eq!(config.stream().heartbeat, stream.heartbeat);
-    assert_eq!(config.stream().timeout, stream.timeout);
+    assert_eq!(config.stream_config().heartbeat, stream.heartbeat);
+    assert_eq!(config.stream_config().timeout, stream.timeout);
     assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
     assert_eq!(config.header_timeout, Duration::from_secs(10));
     assert_eq!(config.body_timeout, Duration::from_secs(30));

@@ -67,7 +67,7 @@ pub struct ServerConfig {
     pub settings: Settings,
     pub limits: Limits,
     /// Heartbeat and lifetime of each stream.
-    pub stream: StreamConfig,
+    pub stream_config: StreamConfig,
     /// Longest wait, after a shutdown signal, for open connections to finish.
     pub shutdown_timeout: Duration,
     /// Header and body timeouts, the connection cap.
@@ -100,7 +100,7 @@ impl Default for ServerConfig {
             llm: LlmOptions::default(),
             settings: Settings::default(),
             limits: Limits::default(),
-            stream: StreamConfig::default(),
+            stream_config: StreamConfig::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             connections: ConnectionLimits::default(),
             upstream: None,
@@ -124,7 +124,7 @@ impl ServerConfig {
             llm: config.llm(),
             settings: config.settings(),
             limits: config.limits(),
-            stream: config.stream(),
+            stream_config: config.stream_config(),
             shutdown_timeout: config.shutdown_timeout,
             connections: ConnectionLimits {
                 header_timeout: config.header_timeout,
@@ -147,7 +147,7 @@ impl ServerConfig {
     /// Builds the search service: the model client, then the engines on a blocking
     /// task (opening `local` may build its index). Must be called on a tokio runtime.
     pub async fn build_service(&self) -> Result<Service, ConfigError> {
-        self.stream.validate()?;
+        self.stream_config.validate()?;
         if self.limits.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1".into(),
@@ -171,8 +171,8 @@ impl ServerConfig {
         })
         .await
         .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
-        let service =
-            Service::new(deepsearch, self.limits.clone(), self.stream.clone()).with_replay(store);
+        let service = Service::new(deepsearch, self.limits.clone(), self.stream_config.clone())
+            .with_replay(store);
         match &self.upstream {
             Some(url) => service
                 .with_upstream(url)
@@ -201,8 +201,11 @@ mod tests {
         assert_eq!(built.replay, default.replay);
         assert_eq!(built.connections, default.connections);
         assert_eq!(built.shutdown_timeout, default.shutdown_timeout);
-        assert_eq!(built.stream.heartbeat, default.stream.heartbeat);
-        assert_eq!(built.stream.timeout, default.stream.timeout);
+        assert_eq!(
+            built.stream_config.heartbeat,
+            default.stream_config.heartbeat
+        );
+        assert_eq!(built.stream_config.timeout, default.stream_config.timeout);
         assert!(!built.access.enabled() && !built.bench_routes);
     }
 

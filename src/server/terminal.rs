@@ -208,7 +208,7 @@ fn human(bytes: u64) -> String {
 /// line per update.
 fn progress_line(done: usize, total: usize) -> String {
     const BAR: usize = 30;
-    let filled = if total == 0 { BAR } else { BAR * done / total };
+    let filled = (BAR * done).checked_div(total).unwrap_or(BAR);
     format!(
         "indexing [{}{}] {done}/{total} files",
         "#".repeat(filled),
