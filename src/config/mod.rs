@@ -264,11 +264,12 @@ impl ServiceConfig {
             "api_key" => self.api_key = (!raw.is_empty()).then(|| Secret::from(raw)),
             "cors_origins" => self.cors_origins = optional(),
             "log_level" => {
-                let level = text.to_ascii_lowercase();
-                if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
-                    return Err(bad("expected error, warn, info, debug or trace"));
-                }
-                self.log_level = level;
+                // `warning` as Python's logging and uvicorn spell it.
+                self.log_level = match text.to_ascii_lowercase().as_str() {
+                    "warning" | "warn" => "warn".to_string(),
+                    level @ ("error" | "info" | "debug" | "trace") => level.to_string(),
+                    _ => return Err(bad("expected error, warn, info, debug or trace")),
+                };
             }
             other => return Err(ConfigError::Unknown(other.to_string())),
         }

@@ -83,6 +83,9 @@ fn a_flag_wins_over_its_variable_which_wins_over_the_default() {
     assert_eq!(config.stream_timeout, Some(Duration::from_millis(1500)));
     assert_eq!(config.locale, Locale::Zh);
     assert!(config.bench_routes);
+    let level = |raw: &str| parse(&[("log_level", raw)], &[]).map(|c| c.log_level);
+    assert_eq!(level("WARNING").unwrap(), "warn");
+    assert_eq!(level("debug").unwrap(), "debug");
     assert_eq!(
         config.api_key.as_ref().map(Secret::expose),
         Some("k-secret")
