@@ -136,12 +136,16 @@ pub async fn search(args: SearchArgs) -> u8 {
         }),
     };
     let outcome = tokio::select! {
-        outcome = deepsearch.run(&req, &mut display) => outcome,
-        _ = tokio::signal::ctrl_c() => {
+        // Ctrl-C first: its handler is installed at its first poll, which must come
+        // before the search prints anything (else SIGINT would still kill the process);
+        // a handler that could not be installed leaves only the search.
+        biased;
+        Ok(()) = tokio::signal::ctrl_c() => {
             // Dropping the search's future drops its engine and model requests.
             eprintln!("\ndeepsearch-server search: cancelled");
             return EXIT_CANCELLED;
         }
+        outcome = deepsearch.run(&req, &mut display) => outcome,
     };
     match outcome {
         Ok(result) if args.json => match serde_json::to_string_pretty(&result) {
