@@ -5,6 +5,7 @@
 //! the axum server) are thin faces on top.
 
 pub mod api;
+pub mod config;
 pub mod deepsearch;
 pub mod http;
 pub mod json_compat;

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from deepsearch_stream._cli_settings import add_settings, config_from
+
 __all__ = ["register"]
 
 _BAR = 30
@@ -21,12 +23,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("index", help="build or refresh the local index of a corpus folder")
     p.description = __doc__
     p.add_argument("folder", metavar="DIR", help="the corpus folder")
-    p.add_argument(
-        "--cache-dir",
-        default=os.environ.get("DEEPSEARCH_CACHE_DIR", "").strip() or None,
-        help="where indexes are kept (default: ~/.cache/deepsearch-stream; "
-        "env DEEPSEARCH_CACHE_DIR)",
-    )
+    add_settings(p, ["cache_dir"])
     p.set_defaults(run=run)
 
 
@@ -39,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"deepsearch-stream index: cannot read {folder}: {problem}", file=sys.stderr)
         return 2
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    try:
+        configured = config_from(args, ["cache_dir"]).to_dict()["cache_dir"]
+    except _core.ConfigError as e:
+        print(f"deepsearch-stream index: {e}", file=sys.stderr)
+        return 2
+    cache_dir = Path(configured) if configured else default_cache_dir()
     bar = _Progress(sys.stderr)
     try:
         info = _core.index_corpus(folder, cache_dir, bar.update)

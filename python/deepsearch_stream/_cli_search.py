@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import uuid
 from typing import Any, TextIO
 
+from deepsearch_stream import _core
+from deepsearch_stream._cli_settings import add_settings, config_from
+
 __all__ = ["register"]
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or default
 
 
 def register(sub: Any) -> None:
@@ -34,46 +31,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("question", help="what to search for")
     p.add_argument(
-        "--engines",
-        default=_env("DEEPSEARCH_ENGINES", "local"),
-        help="comma-separated: local, searxng, tavily, brave, serper, jina "
-        "(default: %(default)s; env DEEPSEARCH_ENGINES)",
-    )
-    p.add_argument(
         "--max-loop",
         type=int,
         default=3,
-        help="search rounds at most, 1 to 10 (default: %(default)s)",
+        help="Search rounds at most, 1 to 10. [default: %(default)s]",
     )
-    p.add_argument(
-        "--corpus",
-        default=_env("DEEPSEARCH_CORPUS_DIR"),
-        help="folder the local engine indexes (default: the Python documentation; "
-        "env DEEPSEARCH_CORPUS_DIR)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        default=_env("DEEPSEARCH_CACHE_DIR"),
-        help="index cache (default: ~/.cache/deepsearch-stream; env DEEPSEARCH_CACHE_DIR)",
-    )
-    p.add_argument(
-        "--llm-base-url",
-        default=_env("DEEPSEARCH_LLM_BASE_URL"),
-        help="an OpenAI-compatible model's base URL (default: offline; "
-        "env DEEPSEARCH_LLM_BASE_URL)",
-    )
-    p.add_argument(
-        "--llm-model", default=_env("DEEPSEARCH_LLM_MODEL"), help="env DEEPSEARCH_LLM_MODEL"
-    )
-    p.add_argument(
-        "--llm-api-key", default=_env("DEEPSEARCH_LLM_API_KEY"), help="env DEEPSEARCH_LLM_API_KEY"
-    )
-    p.add_argument(
-        "--locale",
-        default=_env("DEEPSEARCH_LOCALE", "en"),
-        help="en or zh, for the status lines (default: %(default)s; env DEEPSEARCH_LOCALE)",
-    )
-    p.add_argument("--json", action="store_true", help="print only the final result, as JSON")
+    add_settings(p, _core.search_settings())
+    p.add_argument("--json", action="store_true", help="Print only the final result, as JSON.")
     p.set_defaults(run=run)
 
 
@@ -90,15 +54,20 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from deepsearch_stream import DeepSearch, DeepSearchStreamError
 
-    llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key": args.llm_api_key}
-    llm = {k: v for k, v in llm.items() if v}
     try:
+        config = config_from(args, _core.search_settings()).to_dict()
+        llm = {
+            "base_url": config["llm_base_url"],
+            "model": config["llm_model"],
+            "api_key": config["llm_api_key"],
+        }
+        llm = {k: v for k, v in llm.items() if v}
         ds = DeepSearch(
-            [e.strip() for e in args.engines.split(",") if e.strip()],
-            args.corpus,
+            config["engines"],
+            config["corpus"],
             llm or None,
-            locale=args.locale,
-            cache_dir=args.cache_dir,
+            locale=config["locale"],
+            cache_dir=config["cache_dir"],
         )
         messages = ds.run(args.question, f"cli-{uuid.uuid4().hex[:12]}", args.max_loop)
     except (DeepSearchStreamError, OSError) as e:

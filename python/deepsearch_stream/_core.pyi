@@ -453,6 +453,39 @@ class Access:
     def response_headers(self, origin: bytes | None = None) -> list[tuple[str, str]]:
         """CORS headers to add to a routed response for a request from ``origin``."""
 
+def config_table() -> list[tuple[str, str, str, str, str, str]]:
+    """The one settings table both CLIs are built from: per setting ``(key, flag, env,
+    default, help, kind)``. ``flag`` has no dashes; ``default`` is as typed on the
+    command line, ``""`` for none; ``help`` is the whole ``--help`` line (description,
+    ``[default: ...]``, ``[env: DEEPSEARCH_...]``); ``kind`` is one of ``string``,
+    ``int``, ``seconds``, ``bool``, ``list``, ``secret``, ``path``."""
+
+def search_settings() -> list[str]:
+    """The keys of the settings ``search`` in the terminal takes."""
+
+@final
+class ServiceConfig:
+    """Every operator setting, parsed and checked by the core (the same code checks
+    ``deepsearch-server``'s flags). A value comes from the arguments, else its
+    ``DEEPSEARCH_*`` variable (trimmed; empty is unset), else the table's default; a
+    refused one raises ``ConfigError`` naming the flag or variable and what was
+    expected. ``repr`` never shows the keys or the Redis URL."""
+
+    @staticmethod
+    def defaults() -> ServiceConfig:
+        """The table's defaults, without the environment."""
+    @staticmethod
+    def from_env() -> ServiceConfig:
+        """The ``DEEPSEARCH_*`` variables over the defaults."""
+    @staticmethod
+    def from_args(args: list[tuple[str, str]]) -> ServiceConfig:
+        """``args`` (setting key, text as typed; ``"true"`` for a switch) over the
+        environment over the defaults."""
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting by key: seconds as floats (``heartbeat`` and
+        ``stream_timeout`` ``None`` when off), paths and secrets as strings, ``None``
+        when unset, ``engines`` a list."""
+
 def valid_request_id(request_id: str) -> bool:
     """Whether ``request_id`` is 1 to 128 characters from ``A-Z a-z 0-9 . _ : -``."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -49,40 +48,40 @@ JSON = "application/json"
 LOG_FLUSH_TIMEOUT = 5.0
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or default
+# The core's settings table's defaults (the same as `deepsearch-server`'s).
+_DEFAULTS: dict[str, Any] = _core.ServiceConfig.defaults().to_dict()
 
 
 @dataclass
 class Settings:
     """Everything the service is configured with; ``from_env()`` reads the same
-    ``DEEPSEARCH_*`` variables as the axum server's flags."""
+    ``DEEPSEARCH_*`` variables as the axum server's flags, through the core's one
+    settings table (``_core.ServiceConfig``), which also gives the defaults."""
 
-    engines: list[str] = field(default_factory=lambda: ["local"])
+    engines: list[str] = field(default_factory=lambda: list(_DEFAULTS["engines"]))
     corpus: str | None = None
     cache_dir: str | None = None
     llm: str | Mapping[str, Any] | None = None
-    locale: str = "en"
-    max_streams: int = 1000
-    max_body_bytes: int = 65536
-    heartbeat: float | None = 10.0
-    stream_timeout: float | None = 3600.0
+    locale: str = _DEFAULTS["locale"]
+    max_streams: int = _DEFAULTS["max_streams"]
+    max_body_bytes: int = _DEFAULTS["max_body_bytes"]
+    heartbeat: float | None = _DEFAULTS["heartbeat"]
+    stream_timeout: float | None = _DEFAULTS["stream_timeout"]
     upstream: str | None = None
     # Resuming (Last-Event-ID): how long a search outlives its client, how long and how
     # much of its log is kept.
-    resume_linger: float = 60.0
-    replay_ttl: float = 300.0
-    replay_max_bytes: int = 256 << 20
-    replay_max_stream_bytes: int = 16 << 20
+    resume_linger: float = _DEFAULTS["resume_linger"]
+    replay_ttl: float = _DEFAULTS["replay_ttl"]
+    replay_max_bytes: int = _DEFAULTS["replay_max_bytes"]
+    replay_max_stream_bytes: int = _DEFAULTS["replay_max_stream_bytes"]
     # `retry:` at the start of every stream (ms a client waits to reconnect); None: none.
-    retry_ms: int | None = 3000
+    retry_ms: int | None = _DEFAULTS["retry_ms"] or None
     # Replay logs in Redis Streams (redis://host:port/db), shared by every instance, so a
     # client can resume on any of them; None: in memory. Redis must answer at start.
     redis_url: str | None = field(default=None, repr=False)
     search_options: dict[str, Any] = field(default_factory=dict)
     # Bench-only routes (bench/CONTRACT.md): never on unless asked for.
-    bench_routes: bool = False
+    bench_routes: bool = _DEFAULTS["bench_routes"]
     # Every route but /healthz and the page at / needs `Authorization: Bearer <key>`:
     # this key, any of `api_keys`, or of the file `api_key_file` (one a line). A stream
     # resumes only with the key that started it.
@@ -93,44 +92,51 @@ class Settings:
     cors_origins: str | None = None
     # The connection layer (`deepsearch-stream serve`; the app itself reads only
     # body_timeout): seconds for a request head and for a body, open connections at most.
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_connections: int = 4096
+    header_timeout: float = _DEFAULTS["header_timeout"]
+    body_timeout: float = _DEFAULTS["body_timeout"]
+    max_connections: int = _DEFAULTS["max_connections"]
 
     @classmethod
     def from_env(cls) -> Settings:
-        engines = _env("DEEPSEARCH_ENGINES", "local") or "local"
-        llm: dict[str, Any] = {
-            "base_url": _env("DEEPSEARCH_LLM_BASE_URL"),
-            "model": _env("DEEPSEARCH_LLM_MODEL"),
-            "api_key": _env("DEEPSEARCH_LLM_API_KEY"),
-        }
+        """The ``DEEPSEARCH_*`` variables over the defaults; raises
+        ``_core.ConfigError`` naming a variable whose value is refused."""
+        return cls.from_config(_core.ServiceConfig.from_env())
+
+    @classmethod
+    def from_config(cls, config: _core.ServiceConfig) -> Settings:
+        """The service's part of ``config`` (the listening address, the log level and the
+        shutdown wait are the server's)."""
+        c = config.to_dict()
+        llm = {"base_url": c["llm_base_url"], "model": c["llm_model"], "api_key": c["llm_api_key"]}
         return cls(
-            engines=[e.strip() for e in engines.split(",") if e.strip()],
-            corpus=_env("DEEPSEARCH_CORPUS_DIR"),
-            cache_dir=_env("DEEPSEARCH_CACHE_DIR"),
+            engines=c["engines"],
+            corpus=c["corpus"],
+            cache_dir=c["cache_dir"],
             llm={k: v for k, v in llm.items() if v} or None,
-            locale=_env("DEEPSEARCH_LOCALE", "en") or "en",
-            max_streams=int(_env("DEEPSEARCH_MAX_STREAMS", "1000") or 1000),
-            max_body_bytes=int(_env("DEEPSEARCH_MAX_BODY_BYTES", "65536") or 65536),
-            heartbeat=float(_env("DEEPSEARCH_HEARTBEAT", "10") or 10),
-            stream_timeout=float(_env("DEEPSEARCH_STREAM_TIMEOUT", "3600") or 3600),
-            upstream=_env("DEEPSEARCH_UPSTREAM"),
-            api_key=_env("DEEPSEARCH_API_KEY"),
-            api_key_file=_env("DEEPSEARCH_API_KEY_FILE"),
-            cors_origins=_env("DEEPSEARCH_CORS_ORIGINS"),
-            resume_linger=float(_env("DEEPSEARCH_RESUME_LINGER", "60") or 60),
-            replay_ttl=float(_env("DEEPSEARCH_REPLAY_TTL", "300") or 300),
-            replay_max_bytes=int(_env("DEEPSEARCH_REPLAY_MAX_BYTES", str(256 << 20)) or 0),
-            replay_max_stream_bytes=int(
-                _env("DEEPSEARCH_REPLAY_MAX_STREAM_BYTES", str(16 << 20)) or 0
-            ),
-            redis_url=_env("DEEPSEARCH_REDIS_URL"),
-            retry_ms=int(_env("DEEPSEARCH_RETRY_MS", "3000") or 0) or None,
-            header_timeout=float(_env("DEEPSEARCH_HEADER_TIMEOUT", "10") or 10),
-            body_timeout=float(_env("DEEPSEARCH_BODY_TIMEOUT", "30") or 30),
-            max_connections=int(_env("DEEPSEARCH_MAX_CONNECTIONS", "4096") or 4096),
+            **{key: c[key] for key in _SERVICE_KEYS},
+            retry_ms=c["retry_ms"] or None,
+            api_keys=c["api_keys"],
+            search_options=_search_options(c),
         )
+
+
+# The settings `Settings` takes as they are.
+_SERVICE_KEYS = (
+    "locale", "max_streams", "max_body_bytes", "heartbeat", "stream_timeout", "upstream",
+    "resume_linger", "replay_ttl", "replay_max_bytes", "replay_max_stream_bytes",
+    "redis_url", "bench_routes", "api_key_file", "cors_origins", "header_timeout",
+    "body_timeout", "max_connections",
+)  # fmt: skip
+
+
+def _search_options(c: dict[str, Any]) -> dict[str, Any]:
+    """The ``DeepSearch`` keywords of the configuration: the budget defaults and
+    ceilings, and the engines' circuit breaker."""
+    options: dict[str, Any] = {"breaker_cooldown": c["breaker_cooldown"]}
+    for key in ("max_search_calls", "max_llm_tokens", "search_deadline"):
+        if c[key] is not None:
+            options[key] = c[key]
+    return options
 
 
 def _error(

@@ -1,16 +1,34 @@
-//! `deepsearch-server`: the pure-Rust DeepSearch HTTP server. `--help` lists the flags.
+//! `deepsearch-server`: the pure-Rust DeepSearch HTTP server, and its terminal commands
+//! (`search`, `index`). `--help` lists the flags.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use deepsearch_stream::config::ServiceConfig;
 use deepsearch_stream::deepsearch::Brain;
-use deepsearch_stream::server::{signal, App, Args};
+use deepsearch_stream::server::terminal::{self, EXIT_USAGE};
+use deepsearch_stream::server::{parse_from, signal, App, CliError, Command, ServerConfig};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let command = match parse_from(std::env::args_os()) {
+        Ok(command) => command,
+        // clap prints its own usage errors and `--help` (and exits 0 or 2).
+        Err(CliError::Usage(e)) => e.exit(),
+        Err(CliError::Config(e)) => {
+            eprintln!("deepsearch-server: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let level = match &command {
+        Command::Serve(config) => config.log_level.clone(),
+        // The terminal commands print their own output; the log says only what failed.
+        Command::Search(_) | Command::Index(_) => "warn".to_string(),
+    };
     // Dropped last, after the runtime: flushes the spans of the last searches.
-    let _traces = deepsearch_stream::server::subscriber::init();
+    let _traces = deepsearch_stream::server::subscriber::init(&level);
+    if let Command::Index(args) = command {
+        return ExitCode::from(terminal::index(args));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,17 +39,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("deepsearch-server: {e}");
-            ExitCode::FAILURE
-        }
+    match command {
+        Command::Search(args) => ExitCode::from(runtime.block_on(terminal::search(args))),
+        Command::Serve(config) => match runtime.block_on(serve(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("deepsearch-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Index(_) => ExitCode::SUCCESS,
     }
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let config = args.into_config()?;
+async fn serve(config: ServiceConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let config = ServerConfig::from_service(&config)?;
     let app = App::from_config(&config).await?;
     if let Some(url) = app.upstream() {
         tracing::info!(upstream = url, "relaying searches to the upstream service");

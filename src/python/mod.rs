@@ -5,6 +5,7 @@
 #![allow(missing_debug_implementations)]
 
 mod access;
+mod config;
 mod deepsearch;
 mod errors;
 mod index;
@@ -42,6 +43,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<deepsearch::PyDeepSearch>()?;
     m.add_class::<service::PyService>()?;
     m.add_class::<access::PyAccess>()?;
+    m.add_class::<config::PyServiceConfig>()?;
+    m.add_function(wrap_pyfunction!(config::config_table, m)?)?;
+    m.add_function(wrap_pyfunction!(config::search_settings, m)?)?;
     m.add_function(wrap_pyfunction!(access::valid_request_id, m)?)?;
     m.add_function(wrap_pyfunction!(service::metrics_text, m)?)?;
     m.add("METRICS_CONTENT_TYPE", crate::metrics::CONTENT_TYPE)?;

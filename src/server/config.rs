@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::api::{Access, AccessError, Limits, Service};
+use crate::config::ServiceConfig;
 use crate::deepsearch::{DeepSearch, DeepSearchError, Settings};
 use crate::http::Secret;
 use crate::llm::{LlmError, LlmOptions};
@@ -23,6 +24,8 @@ pub enum ConfigError {
     Access(#[from] AccessError),
     #[error("replay store: {0}")]
     Redis(#[from] RedisStoreError),
+    #[error(transparent)]
+    Setting(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -64,7 +67,7 @@ pub struct ServerConfig {
     pub settings: Settings,
     pub limits: Limits,
     /// Heartbeat and lifetime of each stream.
-    pub stream: StreamConfig,
+    pub stream_config: StreamConfig,
     /// Longest wait, after a shutdown signal, for open connections to finish.
     pub shutdown_timeout: Duration,
     /// Header and body timeouts, the connection cap.
@@ -100,7 +103,7 @@ impl Default for ServerConfig {
             llm: LlmOptions::default(),
             settings: Settings::default(),
             limits: Limits::default(),
-            stream: StreamConfig::default(),
+            stream_config: StreamConfig::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             connections: ConnectionLimits::default(),
             upstream: None,
@@ -114,6 +117,37 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The server `config` describes: its settings grouped by the layer that uses them,
+    /// the access policy checked.
+    pub fn from_service(config: &ServiceConfig) -> Result<Self, ConfigError> {
+        let mut api_keys = config.api_keys.clone();
+        if let Some(path) = &config.api_key_file {
+            api_keys.extend(crate::api::read_key_file(path)?);
+        }
+        Ok(ServerConfig {
+            host: config.host.clone(),
+            port: config.port,
+            engines: config.engines.clone(),
+            engine_config: config.engine_config(),
+            llm: config.llm(),
+            settings: config.settings(),
+            limits: config.limits(),
+            stream_config: config.stream_config(),
+            shutdown_timeout: config.shutdown_timeout,
+            connections: ConnectionLimits {
+                header_timeout: config.header_timeout,
+                body_timeout: config.body_timeout,
+                max_connections: config.max_connections,
+            },
+            upstream: config.upstream.clone(),
+            replay: config.replay(),
+            redis_url: config.redis_url.clone(),
+            bench_routes: config.bench_routes,
+            retry: config.retry,
+            access: Access::with_keys(api_keys, config.cors_origins.as_deref())?,
+        })
+    }
+
     /// Where to listen, for `TcpListener::bind` (an IPv6 host needs no brackets).
     pub fn address(&self) -> (&str, u16) {
         (self.host.as_str(), self.port)
@@ -122,7 +156,7 @@ impl ServerConfig {
     /// Builds the search service: the model client, then the engines on a blocking
     /// task (opening `local` may build its index). Must be called on a tokio runtime.
     pub async fn build_service(&self) -> Result<Service, ConfigError> {
-        self.stream.validate()?;
+        self.stream_config.validate()?;
         if self.limits.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1".into(),
@@ -146,7 +180,7 @@ impl ServerConfig {
         })
         .await
         .map_err(|e| ConfigError::Invalid(format!("building the engines failed: {e}")))??;
-        let service = Service::new(deepsearch, self.limits.clone(), self.stream.clone())
+        let service = Service::new(deepsearch, self.limits.clone(), self.stream_config.clone())
             .with_replay(store)
             .with_retry(self.retry);
         match &self.upstream {
@@ -155,5 +189,50 @@ impl ServerConfig {
                 .map_err(|e| ConfigError::Invalid(e.message)),
             None => Ok(service),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(args: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
+        let config = ServiceConfig::from_args_with(args.iter().copied(), |_| None)?;
+        ServerConfig::from_service(&config)
+    }
+
+    #[test]
+    fn the_table_defaults_are_the_server_defaults() {
+        let built = from(&[]).unwrap();
+        let default = ServerConfig::default();
+        assert_eq!(built.address(), default.address());
+        assert_eq!(built.engines, default.engines);
+        assert_eq!(built.limits, default.limits);
+        assert_eq!(built.replay, default.replay);
+        assert_eq!(built.connections, default.connections);
+        assert_eq!(built.shutdown_timeout, default.shutdown_timeout);
+        assert_eq!(
+            built.stream_config.heartbeat,
+            default.stream_config.heartbeat
+        );
+        assert_eq!(built.stream_config.timeout, default.stream_config.timeout);
+        assert!(!built.access.enabled() && !built.bench_routes);
+    }
+
+    #[test]
+    fn the_access_policy_is_checked() {
+        let config = from(&[
+            ("api_key", "k-secret"),
+            ("cors_origins", "https://a.example"),
+        ])
+        .unwrap();
+        assert!(config.access.enabled());
+        assert!(!format!("{config:?}").contains("k-secret"));
+        assert!(matches!(
+            from(&[("api_key", " ")]),
+            Err(ConfigError::Access(_))
+        ));
+        let bad = from(&[("cors_origins", "a.example")]).unwrap_err();
+        assert!(bad.to_string().contains("a.example"));
     }
 }

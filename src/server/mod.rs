@@ -27,6 +27,7 @@ mod conn;
 mod routes;
 mod shutdown;
 pub mod subscriber;
+pub mod terminal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use cli::Args;
+pub use cli::{command, parse_from, CliError, Command, IndexArgs, SearchArgs};
 pub use config::{ConfigError, ConnectionLimits, ServerConfig};
 pub use conn::{MAX_HEADERS, MAX_HEAD_BYTES};
 pub use routes::{error_response, stream_response, HTML_CONTENT_TYPE, INDEX_HTML};

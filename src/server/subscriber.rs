@@ -1,5 +1,5 @@
-//! The axum server's `tracing` subscriber: its log lines on stderr (`RUST_LOG`, default
-//! `info`) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` asks for them, the search's spans
+//! The axum server's `tracing` subscriber: its log lines on stderr (`RUST_LOG`, else
+//! `--log-level`) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` asks for them, the search's spans
 //! exported over OTLP/HTTP ([`crate::telemetry::otlp`]).
 
 use std::io::IsTerminal;
@@ -16,11 +16,11 @@ const SERVICE_NAME: &str = "deepsearch-server";
 
 /// Installs the subscriber as the process's default. The returned handle flushes the
 /// trace exporter when dropped: keep it until the server has stopped.
-pub fn init() -> Option<Traces> {
+pub fn init(level: &str) -> Option<Traces> {
     // Two subscriber types rather than an `Option` layer: a `None` layer would make
     // every callsite of every crate "sometimes" enabled, checked at each event.
     let logs = || {
-        let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
         // The search's spans are for traces: log lines stay as they read without them.
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
