@@ -49,6 +49,8 @@ def normalize_event(data: str) -> Any:
     inner = msg.get("data")
     if isinstance(inner, dict) and "elapsed_ms" in inner:
         inner["elapsed_ms"] = "<ms>"
+    if isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
+        inner["usage"]["elapsed_ms"] = "<ms>"
     return msg
 
 
@@ -99,6 +101,8 @@ def exchange(base: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]
         body = json.loads(r.content)
         if isinstance(body, dict) and "elapsed_ms" in body:
             body["elapsed_ms"] = "<ms>"
+        if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+            body["usage"]["elapsed_ms"] = "<ms>"
         out["json"] = body
         if r.status_code >= 400:
             out["raw"] = r.content

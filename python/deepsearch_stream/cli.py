@@ -23,6 +23,17 @@ def _env(name: str, default: Any = None) -> Any:
     return value if value else default
 
 
+def _at_least_one(raw: str) -> int:
+    """A whole number of at least 1 (the axum server refuses 0 and below alike)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {raw!r}")
+    return value
+
+
 def _positive(raw: str) -> float:
     """Seconds above 0 (the axum server refuses 0 and below alike)."""
     try:
@@ -140,6 +151,32 @@ def _parser() -> argparse.ArgumentParser:
         help="origins allowed to call from a browser: comma-separated, or *; "
         "none: no CORS headers at all",
     )
+    serve.add_argument(
+        "--max-search-calls",
+        type=_at_least_one,
+        default=_env("DEEPSEARCH_MAX_SEARCH_CALLS"),
+        help="engine calls one search may make: the budget of a request that sets none, and "
+        "the most its budget.max_search_calls may ask for; none: no limit",
+    )
+    serve.add_argument(
+        "--max-llm-tokens",
+        type=_at_least_one,
+        default=_env("DEEPSEARCH_MAX_LLM_TOKENS"),
+        help="model tokens one search may spend (prompt and completion), as --max-search-calls",
+    )
+    serve.add_argument(
+        "--search-deadline",
+        type=_positive,
+        default=_env("DEEPSEARCH_SEARCH_DEADLINE"),
+        help="seconds one search may search before it answers from what it found, as "
+        "--max-search-calls",
+    )
+    serve.add_argument(
+        "--breaker-cooldown",
+        type=_positive,
+        default=float(_env("DEEPSEARCH_BREAKER_COOLDOWN", 30.0)),
+        help="seconds an engine that failed 3 calls in a row is skipped before it is tried again",
+    )
     _cli_search.register(sub)
     _cli_index.register(sub)
     return parser
@@ -171,7 +208,21 @@ def _settings(args: argparse.Namespace) -> Any:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        search_options=_budget_options(args),
     )
+
+
+def _budget_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags the DeepSearch service takes: budgets (as numbers: an environment default
+    arrives as text) and the circuit breaker's cooldown."""
+    options: dict[str, Any] = {"breaker_cooldown": float(args.breaker_cooldown)}
+    if args.max_search_calls is not None:
+        options["max_search_calls"] = int(args.max_search_calls)
+    if args.max_llm_tokens is not None:
+        options["max_llm_tokens"] = int(args.max_llm_tokens)
+    if args.search_deadline is not None:
+        options["search_deadline"] = float(args.search_deadline)
+    return options
 
 
 def serve(args: argparse.Namespace) -> int:

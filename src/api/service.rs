@@ -132,7 +132,15 @@ impl Service {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<SearchRequest, ApiError> {
-        let result = parse_request(route, content_type, body, &self.limits, &self.engines);
+        let ceiling = &self.deepsearch.settings().budget;
+        let result = parse_request(route, content_type, body, &self.limits, &self.engines)
+            .and_then(|req| {
+                req.search
+                    .budget
+                    .check_within(ceiling)
+                    .map_err(ApiError::from)?;
+                Ok(req)
+            });
         if let Err(e) = &result {
             count_refusal(route, e.status);
         }

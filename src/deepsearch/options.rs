@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::breaker::BreakerSettings;
+use super::budget::Budget;
 use super::DeepSearchError;
 
 /// Rounds allowed per search.
@@ -218,6 +220,8 @@ pub struct Request {
     /// Language of this search's status lines; `None`: the server's
     /// ([`Settings::locale`]).
     pub locale: Option<Locale>,
+    /// What this search may spend, under the server's [`Settings::budget`].
+    pub budget: Budget,
 }
 
 impl Request {
@@ -228,7 +232,13 @@ impl Request {
             max_loop: 3,
             mode: StreamMode::default(),
             locale: None,
+            budget: Budget::default(),
         }
+    }
+
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     pub fn locale(mut self, locale: Option<Locale>) -> Self {
@@ -304,6 +314,11 @@ pub struct Settings {
     /// (0: never fetch; snippets and engine content only).
     pub read_pages: usize,
     pub locale: Locale,
+    /// Every search's budget when its request sets none, and the most a request may ask
+    /// for (`--max-search-calls`, `--max-llm-tokens`, `--search-deadline`).
+    pub budget: Budget,
+    /// When an engine's circuit opens, shared by every search of the service.
+    pub breaker: BreakerSettings,
 }
 
 impl Default for Settings {
@@ -317,6 +332,8 @@ impl Default for Settings {
             max_sources: 12,
             read_pages: 0,
             locale: Locale::En,
+            budget: Budget::default(),
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -364,7 +381,12 @@ impl Settings {
             "max_sources",
             "must be from 1 to 100",
         )?;
-        check(self.read_pages <= 20, "read_pages", "must be from 0 to 20")
+        check(self.read_pages <= 20, "read_pages", "must be from 0 to 20")?;
+        check(
+            !self.breaker.cooldown.is_zero(),
+            "breaker_cooldown",
+            "must be above zero",
+        )
     }
 }
 

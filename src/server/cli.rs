@@ -7,7 +7,7 @@ use clap::Parser;
 
 use super::config::{ConfigError, ConnectionLimits, ServerConfig};
 use crate::api::{Access, Limits};
-use crate::deepsearch::{Locale, Settings};
+use crate::deepsearch::{BreakerSettings, Budget, Locale, Settings};
 use crate::http::Secret;
 use crate::llm::LlmOptions;
 use crate::replay::ReplayConfig;
@@ -122,6 +122,20 @@ pub struct Args {
     /// (https://app.example,http://localhost:3000) or *; none: no CORS headers at all.
     #[arg(long, env = "DEEPSEARCH_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
+    /// Engine calls one search may make: the budget of a request that sets none, and the
+    /// most its `budget.max_search_calls` may ask for; none: no limit.
+    #[arg(long, env = "DEEPSEARCH_MAX_SEARCH_CALLS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_search_calls: Option<u64>,
+    /// Model tokens one search may spend (prompt and completion), as --max-search-calls.
+    #[arg(long, env = "DEEPSEARCH_MAX_LLM_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_llm_tokens: Option<u64>,
+    /// Seconds one search may search before it answers from what it found, as
+    /// --max-search-calls.
+    #[arg(long, env = "DEEPSEARCH_SEARCH_DEADLINE", value_parser = parse_positive_seconds)]
+    pub search_deadline: Option<Duration>,
+    /// Seconds an engine that failed 3 calls in a row is skipped before it is tried again.
+    #[arg(long, env = "DEEPSEARCH_BREAKER_COOLDOWN", default_value = "30", value_parser = parse_positive_seconds)]
+    pub breaker_cooldown: Duration,
 }
 
 fn parse_key(raw: &str) -> Result<Secret, std::convert::Infallible> {
@@ -190,6 +204,15 @@ impl Args {
             },
             settings: Settings {
                 locale: self.locale,
+                budget: Budget {
+                    max_search_calls: self.max_search_calls,
+                    max_llm_tokens: self.max_llm_tokens,
+                    deadline: self.search_deadline,
+                },
+                breaker: BreakerSettings {
+                    cooldown: self.breaker_cooldown,
+                    ..BreakerSettings::default()
+                },
                 ..Settings::default()
             },
             limits: Limits {

@@ -248,6 +248,50 @@ fn looks_like_code(sentence: &str) -> bool {
     s.contains("::=") || symbols * 6 > letters
 }
 
+/// The sentences of `text`, each with whether it is a signature line that says what the
+/// call returns (`defaultdict(default_factory=None, /, [...]) --> dict with default
+/// factory`, the first line of many built-in docstrings). Such a line is kept whole: the
+/// sentence splitter would cut it at `[...]`, and its two halves read as code and as a
+/// fragment, though together they are the symbol's summary.
+fn sentences(text: &str) -> Vec<(&str, bool)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if is_signature_result(trimmed) {
+            out.push((trimmed, true));
+        } else {
+            out.extend(split_sentences(line).into_iter().map(|s| (s, false)));
+        }
+    }
+    out
+}
+
+/// True for `name(args) -> what it returns` (or `-->`), the result in words (at least
+/// two, so a bare type such as `-> str` is not taken for a summary).
+fn is_signature_result(line: &str) -> bool {
+    let Some(open) = line.find('(') else {
+        return false;
+    };
+    let name = &line[..open];
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    {
+        return false;
+    }
+    let Some((call, result)) = line.split_once(" --> ").or_else(|| line.split_once(" -> "))
+    else {
+        return false;
+    };
+    call.trim_end().ends_with(')')
+        && result
+            .split_whitespace()
+            .filter(|w| w.chars().all(char::is_alphabetic))
+            .count()
+            >= 2
+}
+
 /// A list item, heading, quote or table row: a line that begins a block of its own.
 fn is_item(line: &str) -> bool {
     line.starts_with(['-', '+', '#', '>', '|']) || line.starts_with("* ") || line == "*"
@@ -353,8 +397,8 @@ fn score_sentences<'a>(
     let mut seen_text: HashSet<&str> = HashSet::new();
     for (i, text) in bodies.iter().enumerate() {
         let mut first = true;
-        for sentence in split_sentences(text) {
-            if looks_like_code(sentence) {
+        for (sentence, signature) in sentences(text) {
+            if !signature && looks_like_code(sentence) {
                 continue;
             }
             let terms = term_keys(sentence);
@@ -497,6 +541,27 @@ mod tests {
             "北京是中国的首都。",
         ] {
             assert!(!super::looks_like_code(prose), "{prose}");
+        }
+    }
+
+    #[test]
+    fn a_signature_line_saying_what_it_returns_is_one_sentence() {
+        let text = "Bases: dict\n\ndefaultdict(default_factory=None, /, [...]) --> dict with default factory\n\nThe default factory is called.";
+        let got = super::sentences(text);
+        assert!(
+            got.contains(&(
+                "defaultdict(default_factory=None, /, [...]) --> dict with default factory",
+                true
+            )),
+            "{got:?}"
+        );
+        assert!(got.contains(&("The default factory is called.", false)));
+        for not_one in [
+            "S.join(iterable) -> str",
+            "print(x) is a call --> nothing",
+            "run the job --> then wait for it",
+        ] {
+            assert!(!super::is_signature_result(not_one), "{not_one}");
         }
     }
 
