@@ -196,6 +196,15 @@ CASES: dict[str, dict[str, Any]] = {
     "locale-zh-get": {"method": "GET", "path": "/deepsearch?query=q&request_id=p-zhg&locale=zh-CN"},
     "locale-unknown": post({"query": Q, "locale": "fr"}),
     "locale-not-string": post({"query": Q, "locale": 1}),
+    "budget-calls": post(
+        {"query": Q, "request_id": "p-bud", "max_loop": 3, "budget": {"max_search_calls": 1}}
+    ),
+    "budget-not-streamed": post(
+        {"query": Q, "request_id": "p-budj", "stream": False, "budget": {"deadline_s": 30}}
+    ),
+    "budget-zero-calls": post({"query": Q, "budget": {"max_search_calls": 0}}),
+    "budget-unknown-key": post({"query": Q, "budget": {"calls": 2}}),
+    "budget-not-object": post({"query": Q, "budget": 5}),
     "bad-last-event-id-param": {
         "method": "GET",
         "path": "/deepsearch?query=q&request_id=x&last_event_id=1e3",

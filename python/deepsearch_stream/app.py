@@ -122,7 +122,26 @@ class Settings:
             header_timeout=float(_env("DEEPSEARCH_HEADER_TIMEOUT", "10") or 10),
             body_timeout=float(_env("DEEPSEARCH_BODY_TIMEOUT", "30") or 30),
             max_connections=int(_env("DEEPSEARCH_MAX_CONNECTIONS", "4096") or 4096),
+            search_options=_budget_from_env(),
         )
+
+
+def _budget_from_env() -> dict[str, Any]:
+    """The budget ceilings and the breaker's cooldown, from the variables the axum
+    server's --max-search-calls, --max-llm-tokens, --search-deadline and
+    --breaker-cooldown fall back to."""
+    options: dict[str, Any] = {
+        "breaker_cooldown": float(_env("DEEPSEARCH_BREAKER_COOLDOWN", "30") or 30)
+    }
+    for name, key, kind in (
+        ("DEEPSEARCH_MAX_SEARCH_CALLS", "max_search_calls", int),
+        ("DEEPSEARCH_MAX_LLM_TOKENS", "max_llm_tokens", int),
+        ("DEEPSEARCH_SEARCH_DEADLINE", "search_deadline", float),
+    ):
+        value = _env(name)
+        if value:
+            options[key] = kind(value)
+    return options
 
 
 def _error(

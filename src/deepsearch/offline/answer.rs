@@ -43,6 +43,12 @@ const SUMMARY_BOOST: f64 = 2.0;
 /// The sentences of the section documenting a symbol the question names (`str.join`)
 /// count this much more than sentences elsewhere that merely use its words.
 const NAMED_BOOST: f64 = 2.0;
+/// In the section the question is about (documenting a symbol it names, or whose heading
+/// holds the most of its terms, its rarest among them: `The "break" statement`), the
+/// sentences right after the
+/// summary go on with it (what `dataclass` adds, what `break` does): this many of them
+/// count nearly as the summary does, less the further they are from it.
+const LEAD_SENTENCES: usize = 3;
 /// A sentence opening in lowercase is usually the tail of one cut at a line or
 /// markup break ("the "import" statement occurs."), out of context.
 const FRAGMENT_PENALTY: f64 = 0.5;
@@ -210,8 +216,13 @@ fn looks_like_code(sentence: &str) -> bool {
     if words < 4 && han < 6 {
         return true;
     }
-    // A call or signature: `name.attr(args...)` before any space.
-    let head = s.split_whitespace().next().unwrap_or("");
+    // A call or signature: `name.attr(args...)` before any space, after a `class`,
+    // `def` or `async def` keyword.
+    let mut heads = s.split_whitespace();
+    let mut head = heads.next().unwrap_or("");
+    while matches!(head, "class" | "def" | "async") {
+        head = heads.next().unwrap_or("");
+    }
     if head.contains('(')
         && head.split('(').next().is_some_and(|name| {
             !name.is_empty()
@@ -393,18 +404,48 @@ fn score_sentences<'a>(
             named.iter().any(|n| documents(heading.trim(), n))
         })
         .collect();
-    let mut raw: Vec<(usize, &str, Vec<String>, bool)> = Vec::new();
+    // (document, sentence, its terms, its position among the document's prose sentences)
+    // The documents the question is about: those naming a symbol it names, or, when one
+    // or two headings hold more of its own terms (two at least, the rarest among them)
+    // than any other, those.
+    let own = |t: &str| weights.get(t).is_some_and(|w| *w >= 1.0);
+    let cover: Vec<usize> = subjects
+        .iter()
+        .map(|s| s.iter().filter(|t| own(t)).count())
+        .collect();
+    let best_cover = cover.iter().copied().max().unwrap_or(0);
+    let at_best = cover.iter().filter(|&&c| c == best_cover).count();
+    // The question's most telling term (the rarest among the documents) must be in the
+    // heading: "Built-in functions" is not what "the built-in zip function" is about.
+    let rarest = weights
+        .keys()
+        .filter(|t| own(t))
+        .fold(None::<(&str, f64)>, |best, t| match best {
+            Some((_, i)) if i >= idf(t) => best,
+            _ => Some((t.as_str(), idf(t))),
+        })
+        .map(|(t, _)| t);
+    let about: Vec<bool> = (0..docs.len())
+        .map(|d| {
+            names_subject[d]
+                || (best_cover >= 2
+                    && at_best <= 2
+                    && cover[d] == best_cover
+                    && rarest.is_some_and(|r| subjects[d].contains(&r)))
+        })
+        .collect();
+    let mut raw: Vec<(usize, &str, Vec<String>, usize)> = Vec::new();
     let mut seen_text: HashSet<&str> = HashSet::new();
     for (i, text) in bodies.iter().enumerate() {
-        let mut first = true;
+        let mut position = 0;
         for (sentence, signature) in sentences(text) {
             if !signature && looks_like_code(sentence) {
                 continue;
             }
             let terms = term_keys(sentence);
             if terms.len() >= 2 && seen_text.insert(sentence) {
-                raw.push((i, sentence, terms, first));
-                first = false;
+                raw.push((i, sentence, terms, position));
+                position += 1;
             }
         }
     }
@@ -414,7 +455,7 @@ fn score_sentences<'a>(
     let avg_len = raw.iter().map(|r| r.2.len()).sum::<usize>() as f64 / raw.len() as f64;
 
     let mut out = Vec::new();
-    for (doc, text, terms, first) in raw {
+    for (doc, text, terms, position) in raw {
         let len = terms.len() as f64;
         let mut tf: HashMap<&str, f64> = HashMap::new();
         for t in &terms {
@@ -431,8 +472,11 @@ fn score_sentences<'a>(
             })
             .sum();
         let mut bm25 = base;
-        if first && !subjects[doc].is_empty() {
+        if position == 0 && !subjects[doc].is_empty() {
             bm25 *= SUMMARY_BOOST;
+        } else if about[doc] && position < LEAD_SENTENCES {
+            // The further from the summary, the less a sentence goes on with it.
+            bm25 *= 1.0 + (SUMMARY_BOOST - 1.0) / position as f64;
         }
         if names_subject[doc] {
             bm25 *= NAMED_BOOST;
@@ -529,6 +573,7 @@ mod tests {
             "x = {'a': [1, 2], 'b': {'c': 3}}",
             "\"json\": \"obj\"",
             "class ast.Assert",
+            "class json.decoder.JSONDecoder(*, object_hook=None, parse_float=None, strict=True)",
             "subprocess.run(*popenargs, input=None, capture_output=False, timeout=None)",
             "Assert(expr test, expr? msg)",
             "assert_stmt ::= \"assert\" expression [\",\" expression]",
@@ -586,6 +631,28 @@ mod tests {
         )];
         let a = build_answer("How do I make a widget immutable?", &[], &docs, 1);
         assert_eq!(a.text, "A frozen widget keeps its size. [1]");
+    }
+
+    #[test]
+    fn the_section_a_question_is_about_answers_with_its_lead() {
+        let docs = [
+            doc(
+                "Simple statements — The \"while\" statement",
+                "The \"while\" statement is used for repeated execution of a statement block.",
+                1.0,
+            ),
+            doc(
+                "Simple statements — The \"break\" statement",
+                "\"break\" may only occur syntactically nested in a loop body.\n\n\
+                 It terminates the nearest enclosing loop, skipping its else clause.\n\n\
+                 When break passes control out of a try statement with a finally clause, \
+                 that finally clause is executed before really leaving the loop.",
+                0.9,
+            ),
+        ];
+        let a = build_answer("What does the break statement do?", &[], &docs, 2);
+        assert!(a.text.contains("It terminates the nearest enclosing loop"), "{}", a.text);
+        assert!(!a.text.contains("finally clause"), "{}", a.text);
     }
 
     #[test]
