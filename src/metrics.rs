@@ -154,7 +154,11 @@ impl Metrics {
             m.resumes.clone(),
         );
         // The same counters as `final.data.usage`, summed over every search.
-        registry.register("searches", "Searches run to their answer", m.searches.clone());
+        registry.register(
+            "searches",
+            "Searches run to their answer",
+            m.searches.clone(),
+        );
         registry.register(
             "search_calls",
             "Engine calls made by searches (skipped ones not counted)",

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deepsearch_stream::deepsearch::{
-    BreakerSettings, Brain, Budget, DeepSearch, FinalData, Message, Request, Settings,
-    WarningData,
+    Brain, BreakerSettings, Budget, DeepSearch, FinalData, Message, Request, Settings, WarningData,
 };
 use deepsearch_stream::llm::{LlmClient, LlmConfig};
 use deepsearch_stream::search::{build_engine, Document, EngineConfig, SearchEngine, SearchError};
@@ -273,9 +272,7 @@ async fn a_failing_engine_opens_its_circuit_and_a_recovered_one_closes_it() {
         }
     })
     .await;
-    let config = EngineConfig::from_lookup(|name| {
-        (name == "SEARXNG_URL").then(|| server.url("/"))
-    });
+    let config = EngineConfig::from_lookup(|name| (name == "SEARXNG_URL").then(|| server.url("/")));
     let searx = build_engine("searxng", &config).unwrap();
     let settings = Settings {
         breaker: BreakerSettings {

@@ -33,12 +33,16 @@ def final_of(messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def warnings(messages: list[dict[str, Any]], engine: str) -> list[str]:
-    return [m["data"]["message"] for m in messages if m["type"] == "warning" and m["data"]["engine"] == engine]
+    return [
+        m["data"]["message"]
+        for m in messages
+        if m["type"] == "warning" and m["data"]["engine"] == engine
+    ]
 
 
 def assert_cited(final: dict[str, Any]) -> None:
     assert "[1]" in final["answer"], final["answer"]
-    assert final["sources"] and final["sources"][0]["url"] == "https://tokio.rs/"
+    assert "https://tokio.rs/" in [s["url"] for s in final["sources"]], final["sources"]
 
 
 def args(corpus: Path, cache: Path, *extra: str) -> list[str]:
@@ -46,11 +50,11 @@ def args(corpus: Path, cache: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_the_search_call_budget_and_its_ceiling(
-    backend: str, corpus: Path, tmp_path: Path
-) -> None:
+def test_the_search_call_budget_and_its_ceiling(backend: str, corpus: Path, tmp_path: Path) -> None:
     with running(backend, args(corpus, tmp_path, "--max-search-calls", "2")) as server:
-        messages = search(server.url, {"query": Q, "max_loop": 3, "budget": {"max_search_calls": 1}})
+        messages = search(
+            server.url, {"query": Q, "max_loop": 3, "budget": {"max_search_calls": 1}}
+        )
         final = final_of(messages)
         assert_cited(final)
         assert final["usage"]["search_calls"] == 1
@@ -58,7 +62,9 @@ def test_the_search_call_budget_and_its_ceiling(
         assert any("max_search_calls" in m for m in warnings(messages, "budget"))
 
         # No budget in the request: the server's is the default.
-        final = final_of(search(server.url, {"query": "What is Tokio? What is UDP?", "max_loop": 3}))
+        final = final_of(
+            search(server.url, {"query": "What is Tokio? What is UDP?", "max_loop": 3})
+        )
         assert final["usage"]["search_calls"] <= 2
 
         # Asking for more than the server allows is refused, naming the field.
@@ -123,7 +129,9 @@ def test_the_token_budget_answers_without_the_model(
 def test_a_failing_engine_is_skipped_then_used_again(
     backend: str, corpus: Path, tmp_path: Path, searxng_server: SearxngServer
 ) -> None:
-    searxng_server.add("Tokio tasks", "https://searx.example/tasks", "Tokio tasks are green threads.")
+    searxng_server.add(
+        "Tokio tasks", "https://searx.example/tasks", "Tokio tasks are green threads."
+    )
     searxng_server.fail(500)
     env = {"SEARXNG_URL": searxng_server.url}
     extra = ("--engines", "local,searxng", "--breaker-cooldown", "1")
@@ -147,4 +155,6 @@ def test_a_failing_engine_is_skipped_then_used_again(
 
         metrics = httpx.get(server.url + "/metrics").text
         assert 'deepsearch_engine_circuit_changes_total{engine="searxng",state="open"} 1' in metrics
-        assert 'deepsearch_engine_circuit_changes_total{engine="searxng",state="closed"} 1' in metrics
+        assert (
+            'deepsearch_engine_circuit_changes_total{engine="searxng",state="closed"} 1' in metrics
+        )

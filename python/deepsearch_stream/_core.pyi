@@ -305,7 +305,8 @@ class DeepSearch:
     def search(
         self, query: str, request_id: str | None = None, max_loop: int = 3
     ) -> Awaitable[dict[str, Any]]:
-        """Run a search to the end: ``{"answer", "sources", "loops", "queries", "elapsed_ms", "citations", "usage"}``.
+        """Run a search to the end: ``{"answer", "sources", "loops", "queries", "elapsed_ms",
+        "citations", "usage"}``.
 
         Raises ``LlmError`` when the model fails; cancelling the awaitable stops the search.
         """

@@ -175,8 +175,8 @@ impl Brain {
                     report: UsageReport::default(),
                     prompt: count_prompt(&messages),
                 };
-                let deltas =
-                    client.chat_stream_reporting(messages, Some(UsageReport::clone(&tokens.report)));
+                let deltas = client
+                    .chat_stream_reporting(messages, Some(UsageReport::clone(&tokens.report)));
                 let filter = CitationFilter::new(docs.len());
                 let checker: Checker = Arc::new(Mutex::new(CitationChecker::new(docs.to_vec())));
                 let check = Arc::clone(&checker);

@@ -152,7 +152,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(10)).await;
         let trial = b.allow("e").expect("the trial call");
         assert!(b.allow("e").is_none(), "one trial at a time");
-        assert_eq!(b.record("e", trial, false), Some(Change::Opened(4)), "reopened");
+        assert_eq!(
+            b.record("e", trial, false),
+            Some(Change::Opened(4)),
+            "reopened"
+        );
         assert!(b.allow("e").is_none());
         tokio::time::advance(Duration::from_secs(10)).await;
         let trial = b.allow("e").unwrap();

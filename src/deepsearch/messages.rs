@@ -198,7 +198,9 @@ impl Texts {
                 "budget max_search_calls ({budget}) reached: {cut} planned engine {} not made",
                 plural(cut, "call", "calls")
             ),
-            Locale::Zh => format!("预算 max_search_calls（{budget}）已达上限：{cut}次计划的搜索未执行"),
+            Locale::Zh => {
+                format!("预算 max_search_calls（{budget}）已达上限：{cut}次计划的搜索未执行")
+            }
         }
     }
 
@@ -224,7 +226,9 @@ impl Texts {
 
     pub fn circuit_skipped(self) -> String {
         match self.0 {
-            Locale::En => "circuit open: the engine failed repeatedly and is skipped for now".into(),
+            Locale::En => {
+                "circuit open: the engine failed repeatedly and is skipped for now".into()
+            }
             Locale::Zh => "熔断中：该搜索引擎多次失败，暂时跳过".into(),
         }
     }

@@ -68,11 +68,8 @@ impl DeepSearch {
             }
             out.emit(Message::Progress(texts.round(round))).await?;
             let max_queries = self.settings.max_queries;
-            let planned = within_deadline(
-                &meter,
-                self.brain.plan(query, round, &history, max_queries),
-            )
-            .await;
+            let planned =
+                within_deadline(&meter, self.brain.plan(query, round, &history, max_queries)).await;
             let (queries, tokens) = match planned {
                 Some(planned) => planned?,
                 // A model too slow for the deadline still leaves round 1 the offline
@@ -350,7 +347,10 @@ impl DeepSearch {
 
 /// Runs `call` (a model's plan or verdict) until the budget's deadline; `None` when the
 /// deadline came first, and the call is dropped with its request.
-async fn within_deadline<T>(meter: &Meter, call: impl std::future::Future<Output = T>) -> Option<T> {
+async fn within_deadline<T>(
+    meter: &Meter,
+    call: impl std::future::Future<Output = T>,
+) -> Option<T> {
     match meter.time_left() {
         None => Some(call.await),
         Some(left) => tokio::time::timeout(left, call).await.ok(),

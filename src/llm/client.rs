@@ -334,10 +334,12 @@ async fn next_item(mut state: StreamState) -> Option<(Result<Delta, LlmError>, S
     loop {
         match state {
             StreamState::Done => return None,
-            StreamState::Start(client, messages, report) => match client.open(messages, report).await {
-                Ok(running) => state = StreamState::Running(Box::new(running)),
-                Err(e) => return Some((Err(e), StreamState::Done)),
-            },
+            StreamState::Start(client, messages, report) => {
+                match client.open(messages, report).await {
+                    Ok(running) => state = StreamState::Running(Box::new(running)),
+                    Err(e) => return Some((Err(e), StreamState::Done)),
+                }
+            }
             StreamState::Running(mut running) => {
                 return match running.next().await {
                     Some(Ok(delta)) => Some((Ok(delta), StreamState::Running(running))),

@@ -111,7 +111,15 @@ mod tests {
         }
         assert_eq!(
             out,
-            ["conditional", "expression", "of", "class", "and", "query", "is"]
+            [
+                "conditional",
+                "expression",
+                "of",
+                "class",
+                "and",
+                "query",
+                "is"
+            ]
         );
     }
 }

@@ -291,8 +291,7 @@ fn is_signature_result(line: &str) -> bool {
     {
         return false;
     }
-    let Some((call, result)) = line.split_once(" --> ").or_else(|| line.split_once(" -> "))
-    else {
+    let Some((call, result)) = line.split_once(" --> ").or_else(|| line.split_once(" -> ")) else {
         return false;
     };
     call.trim_end().ends_with(')')
@@ -651,7 +650,11 @@ mod tests {
             ),
         ];
         let a = build_answer("What does the break statement do?", &[], &docs, 2);
-        assert!(a.text.contains("It terminates the nearest enclosing loop"), "{}", a.text);
+        assert!(
+            a.text.contains("It terminates the nearest enclosing loop"),
+            "{}",
+            a.text
+        );
         assert!(!a.text.contains("finally clause"), "{}", a.text);
     }
 
