@@ -41,6 +41,14 @@ pub struct Metrics {
     replay_trimmed: Counter,
     replay_store_errors: Counter,
     resumes: Family<Labels, Counter>,
+    searches: Counter,
+    search_calls: Counter,
+    engine_failures: Counter,
+    llm_prompt_tokens: Counter,
+    llm_completion_tokens: Counter,
+    search_seconds: Counter<f64, AtomicU64>,
+    budgets_spent: Family<Labels, Counter>,
+    circuits: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -63,6 +71,14 @@ impl Metrics {
             replay_trimmed: Counter::default(),
             replay_store_errors: Counter::default(),
             resumes: Family::default(),
+            searches: Counter::default(),
+            search_calls: Counter::default(),
+            engine_failures: Counter::default(),
+            llm_prompt_tokens: Counter::default(),
+            llm_completion_tokens: Counter::default(),
+            search_seconds: Counter::default(),
+            budgets_spent: Family::default(),
+            circuits: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -137,6 +153,47 @@ impl Metrics {
             "Reconnections with Last-Event-ID, by outcome (resumed, or the refusal's code)",
             m.resumes.clone(),
         );
+        // The same counters as `final.data.usage`, summed over every search.
+        registry.register(
+            "searches",
+            "Searches run to their answer",
+            m.searches.clone(),
+        );
+        registry.register(
+            "search_calls",
+            "Engine calls made by searches (skipped ones not counted)",
+            m.search_calls.clone(),
+        );
+        registry.register(
+            "engine_failures",
+            "Engine calls that failed or timed out",
+            m.engine_failures.clone(),
+        );
+        registry.register(
+            "llm_prompt_tokens",
+            "Model prompt tokens (reported by the model, else counted)",
+            m.llm_prompt_tokens.clone(),
+        );
+        registry.register(
+            "llm_completion_tokens",
+            "Model completion tokens (reported by the model, else counted)",
+            m.llm_completion_tokens.clone(),
+        );
+        registry.register(
+            "search_elapsed_seconds",
+            "Time searches took, summed",
+            m.search_seconds.clone(),
+        );
+        registry.register(
+            "budgets_spent",
+            "Searches a budget stopped, by budget",
+            m.budgets_spent.clone(),
+        );
+        registry.register(
+            "engine_circuit_changes",
+            "Engine circuits opened or closed, by engine and state",
+            m.circuits.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -178,6 +235,35 @@ impl Metrics {
         self.engine_seconds
             .get_or_create(&vec![("engine", engine.to_string())])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A search ended with its answer, having spent `usage`.
+    pub fn search_usage(&self, usage: &crate::deepsearch::Usage) {
+        self.searches.inc();
+        self.search_calls.inc_by(usage.search_calls);
+        self.engine_failures.inc_by(usage.engine_failures);
+        self.llm_prompt_tokens.inc_by(usage.llm_prompt_tokens);
+        self.llm_completion_tokens
+            .inc_by(usage.llm_completion_tokens);
+        self.search_seconds.inc_by(usage.elapsed_ms as f64 / 1000.0);
+    }
+
+    /// A budget (`max_search_calls`, `max_llm_tokens`, `deadline_s`) stopped a search.
+    pub fn budget_spent(&self, budget: &str) {
+        self.budgets_spent
+            .get_or_create(&vec![("budget", budget.to_string())])
+            .inc();
+    }
+
+    /// An engine's circuit opened or closed.
+    pub fn circuit(&self, engine: &str, opened: bool) {
+        let state = if opened { "open" } else { "closed" };
+        self.circuits
+            .get_or_create(&vec![
+                ("engine", engine.to_string()),
+                ("state", state.to_string()),
+            ])
+            .inc();
     }
 
     /// A replay log was created.
@@ -268,5 +354,27 @@ mod tests {
         assert!(text.contains("deepsearch_engine_latency_seconds_bucket"));
         m.stream_closed(&StreamStats::default());
         assert!(m.render().contains("deepsearch_streams_open 0"));
+        m.search_usage(&crate::deepsearch::Usage {
+            search_calls: 4,
+            engine_failures: 1,
+            llm_prompt_tokens: 120,
+            llm_completion_tokens: 30,
+            elapsed_ms: 1500,
+        });
+        m.budget_spent("max_search_calls");
+        m.circuit("searxng", true);
+        let text = m.render();
+        for line in [
+            "deepsearch_searches_total 1",
+            "deepsearch_search_calls_total 4",
+            "deepsearch_engine_failures_total 1",
+            "deepsearch_llm_prompt_tokens_total 120",
+            "deepsearch_llm_completion_tokens_total 30",
+            "deepsearch_search_elapsed_seconds_total 1.5",
+            r#"deepsearch_budgets_spent_total{budget="max_search_calls"} 1"#,
+            r#"deepsearch_engine_circuit_changes_total{engine="searxng",state="open"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -174,6 +174,9 @@ fn without_times(data: &str) -> Value {
         obj.remove("timestamp");
         if let Some(d) = obj.get_mut("data").and_then(Value::as_object_mut) {
             d.remove("elapsed_ms");
+            if let Some(u) = d.get_mut("usage").and_then(Value::as_object_mut) {
+                u.remove("elapsed_ms");
+            }
         }
     }
     msg

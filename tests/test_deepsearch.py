@@ -85,8 +85,26 @@ async def test_sse_frames_have_ids_and_done(ds: DeepSearch) -> None:
 
 async def test_search_returns_the_final_result(ds: DeepSearch) -> None:
     result = await ds.search("How long to steep green tea?")
-    assert set(result) == {"answer", "sources", "loops", "queries", "elapsed_ms", "citations"}
+    assert set(result) == {
+        "answer",
+        "sources",
+        "loops",
+        "queries",
+        "elapsed_ms",
+        "citations",
+        "usage",
+    }
     assert "two minutes" in result["answer"]
+    usage = result["usage"]
+    assert set(usage) == {
+        "search_calls",
+        "engine_failures",
+        "llm_prompt_tokens",
+        "llm_completion_tokens",
+        "elapsed_ms",
+    }
+    assert usage["search_calls"] >= 1 and usage["engine_failures"] == 0
+    assert usage["llm_prompt_tokens"] == usage["llm_completion_tokens"] == 0, "offline"
     assert result["sources"][0]["url"].startswith("https://tea.example/green")
 
 
@@ -99,8 +117,9 @@ async def test_search_gives_the_data_of_the_streamed_final(ds: DeepSearch) -> No
         async for chunk in ds.run(query="How long to steep green tea?", request_id="same-1")
     ]
     final = next(m["data"] for m in streamed if m["type"] == "final")
-    result.pop("elapsed_ms")
-    final.pop("elapsed_ms")
+    for data in (result, final):
+        data.pop("elapsed_ms")
+        data["usage"].pop("elapsed_ms")
     assert result == final
 
 

@@ -72,7 +72,15 @@ async def test_a_search_awaited_to_the_end_logs_under_its_request_id(
     caplog.set_level(logging.INFO, logger=LOGGER)
     ds = DeepSearch(["local"], str(corpus))
     result = await ds.search("What is Tokio?", request_id="awaited-7")
-    assert set(result) == {"answer", "sources", "loops", "queries", "elapsed_ms", "citations"}
+    assert set(result) == {
+        "answer",
+        "sources",
+        "loops",
+        "queries",
+        "elapsed_ms",
+        "citations",
+        "usage",
+    }
     assert all(set(s) == {"id", "title", "url"} for s in result["sources"])
     assert isinstance(result["elapsed_ms"], int) and result["loops"] >= 1
     assert result["citations"] == [], "an extractive answer quotes its sources: nothing to check"

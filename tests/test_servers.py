@@ -54,6 +54,8 @@ def normalize_event(data: str) -> Any:
     inner = msg.get("data")
     if isinstance(inner, dict) and "elapsed_ms" in inner:
         inner["elapsed_ms"] = "<ms>"
+    if isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
+        inner["usage"]["elapsed_ms"] = "<ms>"
     return msg
 
 
@@ -114,6 +116,8 @@ def exchange(base: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]
             body["elapsed_ms"] = "<ms>"
         if isinstance(body, dict) and body.get("object") == "chat.completion":
             body["id"], body["created"] = "chatcmpl-<id>", "<ts>"
+        if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+            body["usage"]["elapsed_ms"] = "<ms>"
         out["json"] = body
         if r.status_code >= 400:
             out["raw"] = r.content
@@ -212,6 +216,15 @@ CASES: dict[str, dict[str, Any]] = {
     "locale-zh-get": {"method": "GET", "path": "/deepsearch?query=q&request_id=p-zhg&locale=zh-CN"},
     "locale-unknown": post({"query": Q, "locale": "fr"}),
     "locale-not-string": post({"query": Q, "locale": 1}),
+    "budget-calls": post(
+        {"query": Q, "request_id": "p-bud", "max_loop": 3, "budget": {"max_search_calls": 1}}
+    ),
+    "budget-not-streamed": post(
+        {"query": Q, "request_id": "p-budj", "stream": False, "budget": {"deadline_s": 30}}
+    ),
+    "budget-zero-calls": post({"query": Q, "budget": {"max_search_calls": 0}}),
+    "budget-unknown-key": post({"query": Q, "budget": {"calls": 2}}),
+    "budget-not-object": post({"query": Q, "budget": 5}),
     "bad-last-event-id-param": {
         "method": "GET",
         "path": "/deepsearch?query=q&request_id=x&last_event_id=1e3",
@@ -297,7 +310,7 @@ def test_parity(pair: dict[str, Server], case: str) -> None:
         assert answer["headers"]["cache-control"] == "no-cache, no-transform"
         assert answer["headers"]["x-accel-buffering"] == "no"
         last_id, last = answer["events"][-1]
-        if path in ("/deepsearch", "/v1/tool/deepsearch"):
+        if path.split("?")[0] in ("/deepsearch", "/v1/tool/deepsearch"):
             # [DONE] has an id too, the one after the last message's; but after a refused
             # resume (`expired`), which moves no client's Last-Event-ID.
             assert last == "[DONE]"

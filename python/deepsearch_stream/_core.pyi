@@ -237,6 +237,12 @@ class DeepSearch:
     ``read_pages`` fetches the pages of that many top documents before answering, behind
     an SSRF guard that refuses loopback, private and metadata addresses unless
     ``allow_private_pages``.
+    ``max_search_calls``, ``max_llm_tokens`` and ``search_deadline`` (seconds) are every
+    search's budget when its request sets none, and the most a request's ``budget`` may
+    ask for (``None``: no limit); a spent budget stops the searching and the answer is
+    written from what was found, with a ``warning`` naming it. An engine failing
+    ``breaker_failures`` calls in a row (0: never) is skipped for ``breaker_cooldown``
+    seconds.
     """
 
     def __new__(
@@ -255,6 +261,11 @@ class DeepSearch:
         max_sources: int = 12,
         read_pages: int = 0,
         allow_private_pages: bool = False,
+        max_search_calls: int | None = None,
+        max_llm_tokens: int | None = None,
+        search_deadline: float | None = None,
+        breaker_failures: int = 3,
+        breaker_cooldown: float = 30.0,
     ) -> Self: ...
     @property
     def engines(self) -> list[str]:
@@ -294,7 +305,8 @@ class DeepSearch:
     def search(
         self, query: str, request_id: str | None = None, max_loop: int = 3
     ) -> Awaitable[dict[str, Any]]:
-        """Run a search to the end: ``{"answer", "sources", "loops", "queries", "elapsed_ms"}``.
+        """Run a search to the end: ``{"answer", "sources", "loops", "queries", "elapsed_ms",
+        "citations", "usage"}``.
 
         Raises ``LlmError`` when the model fails; cancelling the awaitable stops the search.
         """

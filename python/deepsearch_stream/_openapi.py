@@ -20,6 +20,18 @@ class StreamModeObject(BaseModel):
     time: float | None = Field(default=None, gt=0)
 
 
+class Budget(BaseModel):
+    """What one search may spend; each limit at most the server's own."""
+
+    max_search_calls: int | None = Field(default=None, ge=1, description="engine calls")
+    max_llm_tokens: int | None = Field(
+        default=None, ge=1, description="model tokens, prompt and completion"
+    )
+    deadline_s: float | None = Field(
+        default=None, gt=0, le=86400, description="seconds of searching before the answer"
+    )
+
+
 class DeepSearchBody(BaseModel):
     """The seed's request model (documentation only: the core checks every request)."""
 
@@ -35,6 +47,12 @@ class DeepSearchBody(BaseModel):
         default=None,
         description='"en" or "zh" (region suffixes accepted): this search\'s status lines; '
         "default: the server's --locale",
+    )
+    budget: Budget | None = Field(
+        default=None,
+        description="a spent budget stops the searching; the answer is written from what "
+        "was found, with a warning naming it. Default and ceiling: the server's "
+        "--max-search-calls, --max-llm-tokens, --search-deadline",
     )
 
 

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::wire::Format;
 use super::{ApiError, ErrorCode, Limits, Route};
-use crate::deepsearch::{Batching, Locale, Request, StreamMode, MAX_LOOP_RANGE};
+use crate::deepsearch::{Batching, Budget, Locale, Request, StreamMode, MAX_LOOP_RANGE};
 
 /// Longest `request_id` accepted: it ends up in logs, SSE ids and storage keys.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -244,10 +244,16 @@ fn parse_fields(
             ))
         }
     };
+    // What the search may spend; the service holds it to the server's ceilings.
+    let budget = match obj.get("budget") {
+        None | Some(Value::Null) => Budget::default(),
+        Some(v) => Budget::from_value(v).map_err(ApiError::from)?,
+    };
     let search = Request::new(query)
         .max_loop(max_loop)
         .mode(mode)
-        .locale(locale);
+        .locale(locale)
+        .budget(budget);
     search.validate().map_err(ApiError::from)?;
     if search.query.chars().count() > limits.max_query_chars {
         return Err(invalid(
@@ -326,6 +332,31 @@ mod tests {
             field_of(r#"{"query": "q", "locale": 1}"#).as_deref(),
             Some("locale")
         );
+    }
+
+    #[test]
+    fn a_budget_per_request() {
+        let r = parse(
+            Route::DeepSearch,
+            r#"{"query": "q", "budget": {"max_search_calls": 3, "max_llm_tokens": 500, "deadline_s": 1.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.search.budget.max_search_calls, Some(3));
+        assert_eq!(r.search.budget.max_llm_tokens, Some(500));
+        assert_eq!(
+            r.search.budget.deadline,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        let r = parse(Route::DeepSearch, r#"{"query": "q"}"#).unwrap();
+        assert_eq!(r.search.budget, Budget::default());
+        for bad in [
+            r#"{"query": "q", "budget": 3}"#,
+            r#"{"query": "q", "budget": {"max_search_calls": 0}}"#,
+            r#"{"query": "q", "budget": {"deadline_s": -1}}"#,
+            r#"{"query": "q", "budget": {"tokens": 5}}"#,
+        ] {
+            assert_eq!(field_of(bad).as_deref(), Some("budget"), "{bad}");
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use super::{parse_request, ApiError, ErrorCode, Limits, OpenStreams, Route, Sear
 use crate::deepsearch::{DeepSearch, Filter};
 use crate::metrics;
 use crate::proxy::{self, ProxyOptions};
-use crate::replay::{chat_log_name, MemoryStore, ReplayConfig, ReplayError, ReplayStore, StreamKey};
+use crate::replay::{
+    chat_log_name, MemoryStore, ReplayConfig, ReplayError, ReplayStore, StreamKey,
+};
 use crate::stream::{EventStream, StreamConfig};
 
 /// The chats (AI SDK chat ids) whose search is running here, each with how many
@@ -216,7 +218,15 @@ impl Service {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<SearchRequest, ApiError> {
-        let result = parse_request(route, content_type, body, &self.limits, &self.engines);
+        let ceiling = &self.deepsearch.settings().budget;
+        let result = parse_request(route, content_type, body, &self.limits, &self.engines)
+            .and_then(|req| {
+                req.search
+                    .budget
+                    .check_within(ceiling)
+                    .map_err(ApiError::from)?;
+                Ok(req)
+            });
         if let Err(e) = &result {
             count_refusal(route, e.status);
         }

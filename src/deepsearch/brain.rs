@@ -14,7 +14,8 @@ use crate::llm::prompts::{
     answer_messages, planner_messages, reasoner_messages, CitationFilter, PlannerReply,
     ReasonerReply,
 };
-use crate::llm::{Delta, LlmClient, LlmError};
+use crate::llm::usage::{count_prompt, count_tokens};
+use crate::llm::{Delta, LlmClient, LlmError, TokenUsage, UsageReport};
 use crate::search::Document;
 
 /// The planner, reasoner and answer writer.
@@ -74,44 +75,56 @@ impl Brain {
         round: usize,
         history: &PlanHistory,
         max: usize,
-    ) -> Result<Vec<String>, LlmError> {
+    ) -> Result<(Vec<String>, TokenUsage), LlmError> {
+        let mut spent = TokenUsage::default();
         if let Brain::Llm(client) = self {
-            let reply: PlannerReply = client
-                .chat_json(planner_messages(query, round, history, max))
+            let (reply, usage) = client
+                .chat_json_counted::<PlannerReply>(planner_messages(query, round, history, max))
                 .await?;
-            let planned = fresh(reply.queries, history, max);
+            spent = usage;
+            let planned = fresh(reply?.queries, history, max);
             if !planned.is_empty() {
-                return Ok(planned);
+                return Ok((planned, spent));
             }
             // A model that repeats itself still gets the offline planner's gap queries.
         }
-        Ok(fresh(
-            offline::plan(query, round, history, max),
-            history,
-            max,
-        ))
+        let planned = fresh(offline::plan(query, round, history, max), history, max);
+        Ok((planned, spent))
     }
 
     /// Whether `docs` answer `query`.
-    pub(crate) async fn judge(&self, query: &str, docs: &[Document]) -> Result<Verdict, LlmError> {
+    pub(crate) async fn judge(
+        &self,
+        query: &str,
+        docs: &[Document],
+    ) -> Result<(Verdict, TokenUsage), LlmError> {
         let assessment = offline::assess(query, docs);
         match self {
-            Brain::Offline => Ok(Verdict {
-                is_answer: assessment.is_answer,
-                rewrite_query: assessment.rewrite_query.clone(),
-                assessment,
-            }),
+            Brain::Offline => Ok((
+                Verdict {
+                    is_answer: assessment.is_answer,
+                    rewrite_query: assessment.rewrite_query.clone(),
+                    assessment,
+                },
+                TokenUsage::default(),
+            )),
             Brain::Llm(client) => {
-                let reply: ReasonerReply = client.chat_json(reasoner_messages(query, docs)).await?;
+                let (reply, usage) = client
+                    .chat_json_counted::<ReasonerReply>(reasoner_messages(query, docs))
+                    .await?;
+                let reply = reply?;
                 let rewrite = reply
                     .rewrite_query
                     .filter(|r| !r.trim().is_empty())
                     .or_else(|| assessment.rewrite_query.clone());
-                Ok(Verdict {
-                    is_answer: reply.is_answer && !docs.is_empty(),
-                    rewrite_query: rewrite,
-                    assessment,
-                })
+                Ok((
+                    Verdict {
+                        is_answer: reply.is_answer && !docs.is_empty(),
+                        rewrite_query: rewrite,
+                        assessment,
+                    },
+                    usage,
+                ))
             }
         }
     }
@@ -120,6 +133,8 @@ impl Brain {
     /// model's answer the citation check. Model output passes through the citation
     /// filter, so no `[n]` names a missing source, then through the check, so no `[n]`
     /// names a source that does not support its sentence.
+    ///
+    /// `max_tokens` (a token budget's rest) caps a model's answer.
     pub(crate) fn answer(
         &self,
         query: &str,
@@ -127,29 +142,41 @@ impl Brain {
         docs: &[Document],
         max_sentences: usize,
         no_answer: &str,
-    ) -> (
-        BoxStream<'static, Result<String, LlmError>>,
-        Citing,
-        Option<Checker>,
-    ) {
+        max_tokens: Option<u64>,
+    ) -> Answering {
         match self {
             Brain::Offline => {
                 let answer = offline::build_answer(query, sub_queries, docs, max_sentences);
                 if !answer.is_found() {
                     let text = no_answer.to_string();
-                    let pieces = stream::iter([Ok(text)]).boxed();
-                    return (pieces, Citing::Mapped(Vec::new()), None);
+                    return Answering {
+                        pieces: stream::iter([Ok(text)]).boxed(),
+                        citing: Citing::Mapped(Vec::new()),
+                        checker: None,
+                        tokens: None,
+                    };
                 }
                 let pieces: Vec<Result<String, LlmError>> =
                     answer.pieces().map(|p| Ok(p.to_string())).collect();
-                (
-                    stream::iter(pieces).boxed(),
-                    Citing::Mapped(answer.citations),
-                    None,
-                )
+                Answering {
+                    pieces: stream::iter(pieces).boxed(),
+                    citing: Citing::Mapped(answer.citations),
+                    checker: None,
+                    tokens: None,
+                }
             }
             Brain::Llm(client) => {
-                let deltas = client.chat_stream(answer_messages(query, docs));
+                let client = match max_tokens {
+                    Some(most) => client.with_max_tokens(most),
+                    None => client.clone(),
+                };
+                let messages = answer_messages(query, docs);
+                let tokens = AnswerTokens {
+                    report: UsageReport::default(),
+                    prompt: count_prompt(&messages),
+                };
+                let deltas = client
+                    .chat_stream_reporting(messages, Some(UsageReport::clone(&tokens.report)));
                 let filter = CitationFilter::new(docs.len());
                 let checker: Checker = Arc::new(Mutex::new(CitationChecker::new(docs.to_vec())));
                 let check = Arc::clone(&checker);
@@ -200,9 +227,40 @@ impl Brain {
                         }
                     },
                 );
-                (pieces.boxed(), Citing::Numbered, Some(checker))
+                Answering {
+                    pieces: pieces.boxed(),
+                    citing: Citing::Numbered,
+                    checker: Some(checker),
+                    tokens: Some(tokens),
+                }
             }
         }
+    }
+}
+
+/// A model's answer being written: its text pieces, how its citations map, its citation
+/// check, and what counts its tokens.
+pub(crate) struct Answering {
+    pub pieces: BoxStream<'static, Result<String, LlmError>>,
+    pub citing: Citing,
+    pub checker: Option<Checker>,
+    pub tokens: Option<AnswerTokens>,
+}
+
+/// The tokens of a model's streamed answer: the server's report when it sent one, else
+/// the prompt and the answer's text counted.
+pub(crate) struct AnswerTokens {
+    report: UsageReport,
+    prompt: u64,
+}
+
+impl AnswerTokens {
+    pub fn spent(&self, answer: &str) -> TokenUsage {
+        let reported = *self.report.lock().unwrap_or_else(|e| e.into_inner());
+        reported.unwrap_or(TokenUsage {
+            prompt: self.prompt,
+            completion: count_tokens(answer),
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tracing::Instrument;
 
+use super::breaker::{Breakers, Change};
 use super::dedup::Seen;
 use super::messages::{DocData, QueryResults, WarningData};
 use crate::search::{Document, SearchEngine, SearchError};
@@ -30,6 +31,15 @@ pub(crate) struct RoundResults {
     pub found: Vec<Found>,
     /// Per failed call, in sub-query then engine order.
     pub warnings: Vec<WarningData>,
+    /// Engine calls made, and how many of them failed.
+    pub calls: u64,
+    pub failures: u64,
+    /// Calls not made because the search-call budget ran out.
+    pub cut: usize,
+    /// Engines skipped because their circuit is open, in engine order.
+    pub skipped: Vec<String>,
+    /// Circuits this round's calls opened or closed, in completion order.
+    pub changes: Vec<(String, Change)>,
 }
 
 /// Limits of one fan-out.
@@ -38,19 +48,54 @@ pub(crate) struct FanoutLimits {
     pub docs_per_query: usize,
     pub concurrency: usize,
     pub timeout: Duration,
+    /// `timeout` is what is left of the search's deadline, shorter than an engine's: a
+    /// call it cuts off says nothing of the engine's health.
+    pub by_deadline: bool,
 }
 
-/// Runs every (sub-query, engine) pair, at most `concurrency` at a time, and returns the
-/// outcomes as a grid `[query][engine]`. Order of completion does not matter.
+/// What a grid of calls did besides its results.
+#[derive(Debug, Default)]
+struct GridSpend {
+    calls: u64,
+    failures: u64,
+    cut: usize,
+    skipped: Vec<String>,
+    changes: Vec<(String, Change)>,
+}
+
+/// Runs the (sub-query, engine) pairs, at most `concurrency` at a time, and returns the
+/// outcomes as a grid `[query][engine]`. Order of completion does not matter. At most
+/// `max_calls` calls go out, in sub-query then engine order; an engine whose circuit is
+/// open is skipped. Skipped and cut pairs are empty results.
 async fn search_grid(
     engines: &[Arc<dyn SearchEngine>],
     queries: &[String],
     round: usize,
     limits: FanoutLimits,
-) -> Vec<Vec<Result<Vec<Document>, SearchError>>> {
-    let jobs = (0..queries.len()).flat_map(|q| (0..engines.len()).map(move |e| (q, e)));
+    breakers: &Breakers,
+    max_calls: u64,
+) -> (Vec<Vec<Result<Vec<Document>, SearchError>>>, GridSpend) {
+    let mut spend = GridSpend::default();
+    let mut jobs = Vec::new();
+    for q in 0..queries.len() {
+        for (e, engine) in engines.iter().enumerate() {
+            if jobs.len() as u64 >= max_calls {
+                spend.cut += 1;
+                continue;
+            }
+            match breakers.allow(engine.name()) {
+                Some(pass) => jobs.push((q, e, pass)),
+                None => {
+                    if !spend.skipped.iter().any(|n| n == engine.name()) {
+                        spend.skipped.push(engine.name().to_string());
+                    }
+                }
+            }
+        }
+    }
+    spend.calls = jobs.len() as u64;
     let calls = futures::stream::iter(jobs)
-        .map(|(q, e)| {
+        .map(|(q, e, pass)| {
             let engine = &engines[e];
             let query = queries[q].as_str();
             let span = telemetry::engine_span(engine.name(), round);
@@ -59,9 +104,12 @@ async fn search_grid(
                 let call = engine
                     .search(query, limits.docs_per_query)
                     .instrument(span.clone());
-                let outcome = match tokio::time::timeout(limits.timeout, call).await {
-                    Ok(result) => result,
-                    Err(_) => Err(SearchError::Timeout(limits.timeout)),
+                let (outcome, cut_off) = match tokio::time::timeout(limits.timeout, call).await {
+                    Ok(result) => (result, false),
+                    Err(_) => (
+                        Err(SearchError::Timeout(limits.timeout)),
+                        limits.by_deadline,
+                    ),
                 };
                 match &outcome {
                     Ok(docs) => {
@@ -74,7 +122,13 @@ async fn search_grid(
                     outcome.is_ok(),
                     started.elapsed(),
                 );
-                (q, e, outcome)
+                let change = if cut_off {
+                    breakers.release(engine.name(), pass);
+                    None
+                } else {
+                    breakers.record(engine.name(), pass, outcome.is_ok())
+                };
+                (q, e, outcome, change)
             }
         })
         .buffer_unordered(limits.concurrency.max(1));
@@ -82,10 +136,16 @@ async fn search_grid(
         .map(|_| (0..engines.len()).map(|_| Ok(Vec::new())).collect())
         .collect();
     let done: Vec<_> = calls.collect().await;
-    for (q, e, outcome) in done {
+    for (q, e, outcome, change) in done {
+        if outcome.is_err() {
+            spend.failures += 1;
+        }
+        if let Some(change) = change {
+            spend.changes.push((engines[e].name().to_string(), change));
+        }
         grid[q][e] = outcome;
     }
-    grid
+    (grid, spend)
 }
 
 /// Searches `queries` on `engines` for round `round` and merges the results: per
@@ -98,9 +158,18 @@ pub(crate) async fn search_round(
     round: usize,
     limits: FanoutLimits,
     seen: &mut Seen,
+    breakers: &Breakers,
+    max_calls: u64,
 ) -> RoundResults {
-    let grid = search_grid(engines, queries, round, limits).await;
-    let mut out = RoundResults::default();
+    let (grid, spend) = search_grid(engines, queries, round, limits, breakers, max_calls).await;
+    let mut out = RoundResults {
+        calls: spend.calls,
+        failures: spend.failures,
+        cut: spend.cut,
+        skipped: spend.skipped,
+        changes: spend.changes,
+        ..RoundResults::default()
+    };
     for (q, row) in grid.into_iter().enumerate() {
         let mut lists = Vec::with_capacity(row.len());
         for (e, outcome) in row.into_iter().enumerate() {

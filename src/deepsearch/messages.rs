@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::budget::Usage;
 use super::citations::CitationCheck;
 use super::options::Locale;
 
@@ -69,6 +70,8 @@ pub struct FinalData {
     /// The citation check of a model's answer, one verdict per `[n]` the model wrote;
     /// empty for an extractive (offline) answer, which quotes its sources.
     pub citations: Vec<CitationCheck>,
+    /// What the search spent.
+    pub usage: Usage,
 }
 
 /// One message of a search, before it is put in an envelope.
@@ -177,6 +180,66 @@ impl Texts {
         }
     }
 
+    /// A budget ran out (named as in the request): no more planning or searching.
+    pub fn budget_spent(self, budget: &str, docs: usize) -> String {
+        match self.0 {
+            Locale::En => format!(
+                "budget {budget} spent: no more searching; the answer is written from the {docs} {} found",
+                plural(docs, "document", "documents")
+            ),
+            Locale::Zh => format!("预算 {budget} 已用完：停止搜索，根据已找到的{docs}个文档作答"),
+        }
+    }
+
+    /// Calls the search-call budget left out of a round.
+    pub fn calls_cut(self, budget: u64, cut: usize) -> String {
+        match self.0 {
+            Locale::En => format!(
+                "budget max_search_calls ({budget}) reached: {cut} planned engine {} not made",
+                plural(cut, "call", "calls")
+            ),
+            Locale::Zh => {
+                format!("预算 max_search_calls（{budget}）已达上限：{cut}次计划的搜索未执行")
+            }
+        }
+    }
+
+    /// A model's answer would exceed a budget: the extractive answer is written instead.
+    pub fn answered_offline(self, budget: &str) -> String {
+        match self.0 {
+            Locale::En => format!(
+                "budget {budget} spent: the answer is extracted from the documents, without the model"
+            ),
+            Locale::Zh => format!("预算 {budget} 已用完：不再调用模型，答案直接摘自文档"),
+        }
+    }
+
+    pub fn circuit_opened(self, failures: u32, cooldown: std::time::Duration) -> String {
+        let secs = cooldown.as_secs_f64();
+        match self.0 {
+            Locale::En => format!(
+                "circuit open: {failures} calls in a row failed; the engine is skipped for {secs} s"
+            ),
+            Locale::Zh => format!("熔断：连续{failures}次调用失败，{secs}秒内跳过该搜索引擎"),
+        }
+    }
+
+    pub fn circuit_skipped(self) -> String {
+        match self.0 {
+            Locale::En => {
+                "circuit open: the engine failed repeatedly and is skipped for now".into()
+            }
+            Locale::Zh => "熔断中：该搜索引擎多次失败，暂时跳过".into(),
+        }
+    }
+
+    pub fn circuit_closed(self) -> String {
+        match self.0 {
+            Locale::En => "circuit closed: the engine answered again and is used again".into(),
+            Locale::Zh => "熔断恢复：该搜索引擎已恢复，重新使用".into(),
+        }
+    }
+
     pub fn answering(self) -> String {
         match self.0 {
             Locale::En => "Writing the answer...".into(),
@@ -228,12 +291,19 @@ mod tests {
                 score: 0.25,
                 moved_to: None,
             }],
+            usage: Usage {
+                search_calls: 2,
+                engine_failures: 1,
+                llm_prompt_tokens: 30,
+                llm_completion_tokens: 4,
+                elapsed_ms: 7,
+            },
         });
         let mut buf = Vec::new();
         crate::json_compat::to_python_json(&fin, &mut buf).unwrap();
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            r#"{"answer": "x [1]", "sources": [{"id": 1, "title": "T", "url": "https://t"}], "loops": 1, "queries": ["q"], "elapsed_ms": 7, "citations": [{"id": 1, "supported": false, "score": 0.25, "moved_to": null}]}"#
+            r#"{"answer": "x [1]", "sources": [{"id": 1, "title": "T", "url": "https://t"}], "loops": 1, "queries": ["q"], "elapsed_ms": 7, "citations": [{"id": 1, "supported": false, "score": 0.25, "moved_to": null}], "usage": {"search_calls": 2, "engine_failures": 1, "llm_prompt_tokens": 30, "llm_completion_tokens": 4, "elapsed_ms": 7}}"#
         );
     }
 

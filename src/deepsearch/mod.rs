@@ -43,6 +43,8 @@
 //! ```
 
 mod brain;
+mod breaker;
+mod budget;
 pub mod citations;
 mod dedup;
 mod fanout;
@@ -56,6 +58,8 @@ mod sink;
 use std::sync::Arc;
 
 pub use brain::Brain;
+pub use breaker::BreakerSettings;
+pub use budget::{Budget, Usage};
 pub use dedup::normalize_url;
 pub use history::PlanHistory;
 pub use messages::{
@@ -141,6 +145,8 @@ pub struct DeepSearch {
     brain: Brain,
     reader: Option<PageReader>,
     settings: Settings,
+    /// Per engine, shared with every [`DeepSearch::with_engines`] copy.
+    breakers: Arc<breaker::Breakers>,
 }
 
 impl DeepSearch {
@@ -161,6 +167,7 @@ impl DeepSearch {
             engines,
             brain,
             reader: None,
+            breakers: Arc::new(breaker::Breakers::new(settings.breaker)),
             settings,
         })
     }
@@ -233,6 +240,7 @@ impl DeepSearch {
             brain: self.brain.clone(),
             reader: self.reader.clone(),
             settings: self.settings.clone(),
+            breakers: Arc::clone(&self.breakers),
         })
     }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::breaker::BreakerSettings;
+use super::budget::Budget;
 use super::DeepSearchError;
 
 /// Rounds allowed per search.
@@ -221,6 +223,8 @@ pub struct Request {
     /// The W3C `traceparent` of the request that asked for this search: its trace
     /// span continues that trace (see [`crate::telemetry`]).
     pub traceparent: Option<String>,
+    /// What this search may spend, under the server's [`Settings::budget`].
+    pub budget: Budget,
 }
 
 impl Request {
@@ -232,7 +236,13 @@ impl Request {
             mode: StreamMode::default(),
             locale: None,
             traceparent: None,
+            budget: Budget::default(),
         }
+    }
+
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     pub fn locale(mut self, locale: Option<Locale>) -> Self {
@@ -308,6 +318,11 @@ pub struct Settings {
     /// (0: never fetch; snippets and engine content only).
     pub read_pages: usize,
     pub locale: Locale,
+    /// Every search's budget when its request sets none, and the most a request may ask
+    /// for (`--max-search-calls`, `--max-llm-tokens`, `--search-deadline`).
+    pub budget: Budget,
+    /// When an engine's circuit opens, shared by every search of the service.
+    pub breaker: BreakerSettings,
 }
 
 impl Default for Settings {
@@ -321,6 +336,8 @@ impl Default for Settings {
             max_sources: 12,
             read_pages: 0,
             locale: Locale::En,
+            budget: Budget::default(),
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -368,7 +385,12 @@ impl Settings {
             "max_sources",
             "must be from 1 to 100",
         )?;
-        check(self.read_pages <= 20, "read_pages", "must be from 0 to 20")
+        check(self.read_pages <= 20, "read_pages", "must be from 0 to 20")?;
+        check(
+            !self.breaker.cooldown.is_zero(),
+            "breaker_cooldown",
+            "must be above zero",
+        )
     }
 }
 

@@ -4,7 +4,9 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::brain::{cited_numbers, Citing};
+use super::brain::{cited_numbers, Answering, Citing};
+use super::breaker::Change;
+use super::budget::{Meter, Spent};
 use super::dedup::Seen;
 use super::fanout::{pick_sources, search_round, FanoutLimits, Found};
 use super::messages::{
@@ -67,26 +69,46 @@ impl DeepSearch {
         let query = req.query.trim();
         out.emit(Message::Status(texts.started())).await?;
 
-        let limits = FanoutLimits {
-            docs_per_query: self.settings.docs_per_query,
-            concurrency: self.settings.concurrency,
-            timeout: self.settings.engine_timeout,
-        };
+        let mut meter = Meter::new(req.budget.under(&self.settings.budget), started);
         let mut history = PlanHistory::new();
         let mut seen = Seen::default();
         let mut found: Vec<Found> = Vec::new();
         let mut rounds = 0;
+        let mut told_skipped: Vec<String> = Vec::new();
+        // The budget that stopped the loop, told once in a warning.
+        let mut stopped: Option<Spent> = None;
         for round in 1..=req.max_loop {
+            // Round 1 always searches (every budget allows one call): an answer from
+            // nothing would be an empty failure.
+            if let Some(spent) = meter.spent().filter(|_| round > 1) {
+                stopped = Some(spent);
+                break;
+            }
             out.emit(Message::Progress(texts.round(round))).await?;
+            let max_queries = self.settings.max_queries;
             let plan = telemetry::plan_span(round);
-            let queries = self
+            let planning = self
                 .brain
-                .plan(query, round, &history, self.settings.max_queries)
-                .instrument(plan.clone())
-                .await
-                .inspect_err(|e| telemetry::record_error(&plan, e))?;
+                .plan(query, round, &history, max_queries)
+                .instrument(plan.clone());
+            let (queries, tokens) = match within_deadline(&meter, planning).await {
+                Some(planned) => planned.inspect_err(|e| telemetry::record_error(&plan, e))?,
+                // A model too slow for the deadline still leaves round 1 the offline
+                // planner's queries.
+                None if round == 1 => {
+                    stopped = Some(Spent::Deadline);
+                    super::Brain::Offline
+                        .plan(query, round, &history, max_queries)
+                        .await?
+                }
+                None => {
+                    stopped = Some(Spent::Deadline);
+                    break;
+                }
+            };
             plan.record("queries", telemetry::int(queries.len()));
             drop(plan);
+            meter.add_tokens(tokens.prompt, tokens.completion);
             if queries.is_empty() {
                 out.emit(Message::Progress(texts.nothing_new(round)))
                     .await?;
@@ -104,11 +126,71 @@ impl DeepSearch {
                 self.engines.len(),
             )))
             .await?;
-            let results = search_round(&self.engines, &queries, round, limits, &mut seen).await;
+            let engine_timeout = self.settings.engine_timeout;
+            let left = meter.time_left().filter(|left| *left < engine_timeout);
+            let limits = FanoutLimits {
+                docs_per_query: self.settings.docs_per_query,
+                concurrency: self.settings.concurrency,
+                timeout: left.unwrap_or(engine_timeout),
+                by_deadline: left.is_some(),
+            };
+            let results = search_round(
+                &self.engines,
+                &queries,
+                round,
+                limits,
+                &mut seen,
+                &self.breakers,
+                meter.calls_left(),
+            )
+            .await;
+            meter.usage.search_calls += results.calls;
+            meter.usage.engine_failures += results.failures;
             for warning in results.warnings {
                 tracing::warn!(engine = %warning.engine, query = %warning.query,
                     message = %warning.message, "engine call failed");
                 out.emit(Message::Warning(warning)).await?;
+            }
+            for (engine, change) in &results.changes {
+                let message = match change {
+                    Change::Opened(failures) => {
+                        texts.circuit_opened(*failures, self.breakers.settings().cooldown)
+                    }
+                    Change::Closed => texts.circuit_closed(),
+                };
+                crate::metrics::global().circuit(engine, matches!(change, Change::Opened(_)));
+                tracing::warn!(engine = %engine, message = %message, "engine circuit");
+                out.emit(Message::Warning(WarningData {
+                    engine: engine.clone(),
+                    query: String::new(),
+                    message,
+                }))
+                .await?;
+            }
+            for engine in results.skipped {
+                // Once per search: a search started while the circuit was open learns
+                // why the engine gave nothing.
+                if !told_skipped.contains(&engine)
+                    && !results.changes.iter().any(|(e, _)| *e == engine)
+                {
+                    out.emit(Message::Warning(WarningData {
+                        engine: engine.clone(),
+                        query: String::new(),
+                        message: texts.circuit_skipped(),
+                    }))
+                    .await?;
+                    told_skipped.push(engine);
+                }
+            }
+            if results.cut > 0 {
+                out.emit(Message::Warning(budget_warning(
+                    query,
+                    texts.calls_cut(
+                        meter.budget.max_search_calls.unwrap_or_default(),
+                        results.cut,
+                    ),
+                )))
+                .await?;
             }
             out.emit(Message::Intermediate(IntermediateData {
                 round,
@@ -123,13 +205,32 @@ impl DeepSearch {
             if round == req.max_loop {
                 break;
             }
-            let verdict = self.brain.judge(query, &history.documents).await?;
+            if let Some(spent) = meter.spent() {
+                stopped = Some(spent);
+                break;
+            }
+            let Some(judged) =
+                within_deadline(&meter, self.brain.judge(query, &history.documents)).await
+            else {
+                stopped = Some(Spent::Deadline);
+                break;
+            };
+            let (verdict, tokens) = judged?;
+            meter.add_tokens(tokens.prompt, tokens.completion);
             history.apply(&verdict.assessment);
             history.rewrite_query = verdict.rewrite_query;
             if verdict.is_answer {
                 out.emit(Message::Progress(texts.enough(round))).await?;
                 break;
             }
+        }
+        if let Some(spent) = stopped {
+            crate::metrics::global().budget_spent(spent.name());
+            out.emit(Message::Warning(budget_warning(
+                query,
+                texts.budget_spent(spent.name(), found.len()),
+            )))
+            .await?;
         }
 
         let max = match self.brain {
@@ -142,16 +243,39 @@ impl DeepSearch {
             .collect();
         self.read_pages(&mut docs, texts, &mut out).await?;
 
+        // A model may write the answer only with tokens and time left; else the answer
+        // is extracted from the documents, which costs neither.
+        let mut brain = &self.brain;
+        let model_spent = match (&self.brain, meter.spent()) {
+            (super::Brain::Llm(_), Some(spent @ (Spent::LlmTokens | Spent::Deadline))) => {
+                Some(spent)
+            }
+            _ => None,
+        };
+        if let Some(spent) = model_spent {
+            brain = &super::Brain::Offline;
+            out.emit(Message::Warning(budget_warning(
+                query,
+                texts.answered_offline(spent.name()),
+            )))
+            .await?;
+        }
         out.emit(Message::Progress(texts.answering())).await?;
         let span = telemetry::answer_span(docs.len());
         // Entered so that a model call the answer makes is this span's child.
-        let (mut pieces, citing, checker) = span.in_scope(|| {
-            self.brain.answer(
+        let Answering {
+            mut pieces,
+            citing,
+            checker,
+            tokens,
+        } = span.in_scope(|| {
+            brain.answer(
                 query,
                 &history.searched,
                 &docs,
                 self.settings.answer_sentences,
                 no_answer(locale),
+                meter.tokens_left(),
             )
         });
         let mut batcher = Batcher::new(req.mode.batching);
@@ -200,13 +324,20 @@ impl DeepSearch {
             }
             None => Vec::new(),
         };
+        if let Some(tokens) = tokens {
+            let spent = tokens.spent(&answer);
+            meter.add_tokens(spent.prompt, spent.completion);
+        }
+        let usage = meter.finish();
+        crate::metrics::global().search_usage(&usage);
         let result = FinalData {
             sources: sources(&answer, &docs, &citing),
             citations,
             answer,
             loops: rounds,
             queries: history.searched,
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: usage.elapsed_ms,
+            usage,
         };
         out.emit(Message::Final(result.clone())).await?;
         Ok(result)
@@ -251,6 +382,28 @@ impl DeepSearch {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs `call` (a model's plan or verdict) until the budget's deadline; `None` when the
+/// deadline came first, and the call is dropped with its request.
+async fn within_deadline<T>(
+    meter: &Meter,
+    call: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match meter.time_left() {
+        None => Some(call.await),
+        Some(left) => tokio::time::timeout(left, call).await.ok(),
+    }
+}
+
+/// A `warning` about a budget: `engine` is `budget`, so a client tells it from an
+/// engine's failure.
+fn budget_warning(query: &str, message: String) -> WarningData {
+    WarningData {
+        engine: "budget".into(),
+        query: query.to_string(),
+        message,
     }
 }
 

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use super::config::{ChatMessage, LlmConfig};
 use super::think::{Delta, ThinkSplitter};
+use super::usage::{count_prompt, count_tokens, reported, TokenUsage, UsageReport};
 use super::wire::{
     api_error, error_chain, first_choice, is_error_object, parse_completion, stream_error, text_of,
     Redactor,
@@ -45,6 +46,15 @@ struct ChatRequest<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
+    /// Asks a streaming server for its usage chunk (OpenAI, vLLM, Ollama send it; others
+    /// ignore the field), so token budgets count what the model reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 impl LlmClient {
@@ -111,17 +121,38 @@ impl LlmClient {
         &self,
         messages: Vec<ChatMessage>,
     ) -> impl Stream<Item = Result<Delta, LlmError>> + Send + 'static {
+        self.chat_stream_reporting(messages, None)
+    }
+
+    /// [`LlmClient::chat_stream`] that leaves the server's usage report (when it sends
+    /// one) in `report`.
+    pub fn chat_stream_reporting(
+        &self,
+        messages: Vec<ChatMessage>,
+        report: Option<UsageReport>,
+    ) -> impl Stream<Item = Result<Delta, LlmError>> + Send + 'static {
         // The span lasts as long as the stream: opened here, under the caller's span,
         // closed when the stream is dropped.
         let span = telemetry::model_span(&self.config.model, true);
-        futures::stream::unfold(StreamState::Start(self.clone(), messages), next_item).map(
-            move |item| {
-                if let Err(e) = &item {
-                    telemetry::record_error(&span, e);
-                }
-                item
-            },
+        futures::stream::unfold(
+            StreamState::Start(self.clone(), messages, report),
+            next_item,
         )
+        .map(move |item| {
+            if let Err(e) = &item {
+                telemetry::record_error(&span, e);
+            }
+            item
+        })
+    }
+
+    /// The same client with `max_tokens` lowered to at most `most`: a token budget caps
+    /// the answer's length.
+    pub fn with_max_tokens(&self, most: u64) -> LlmClient {
+        let most = u32::try_from(most).unwrap_or(u32::MAX).max(1);
+        let mut client = self.clone();
+        client.config.max_tokens = Some(client.config.max_tokens.map_or(most, |m| m.min(most)));
+        client
     }
 
     /// One non-streaming completion; returns the answer text with any think
@@ -134,13 +165,25 @@ impl LlmClient {
     /// # Ok(()) }
     /// ```
     pub async fn chat(&self, messages: Vec<ChatMessage>) -> Result<String, LlmError> {
+        Ok(self.chat_counted(messages).await?.0)
+    }
+
+    /// [`LlmClient::chat`] with the tokens it spent: the server's report, else counted.
+    pub async fn chat_counted(
+        &self,
+        messages: Vec<ChatMessage>,
+    ) -> Result<(String, TokenUsage), LlmError> {
         let span = telemetry::model_span(&self.config.model, false);
         let call = async {
             let deadline = Instant::now() + self.config.timeout;
             let response = self.send(&messages, false, deadline).await?;
             let body = self.read_body(response, deadline).await?;
             let completion = parse_completion(&body, &self.redactor())?;
-            Ok(completion.content)
+            let usage = completion.usage.unwrap_or_else(|| TokenUsage {
+                prompt: count_prompt(&messages),
+                completion: count_tokens(&completion.reasoning) + count_tokens(&completion.content),
+            });
+            Ok((completion.content, usage))
         };
         call.instrument(span.clone())
             .await
@@ -162,6 +205,16 @@ impl LlmClient {
         super::parse_json_lenient(&self.chat(messages).await?)
     }
 
+    /// [`LlmClient::chat_json`] with the tokens it spent (see [`LlmClient::chat_counted`]);
+    /// a reply that is no JSON spent them too, so they come back beside the result.
+    pub async fn chat_json_counted<T: serde::de::DeserializeOwned>(
+        &self,
+        messages: Vec<ChatMessage>,
+    ) -> Result<(Result<T, LlmError>, TokenUsage), LlmError> {
+        let (text, usage) = self.chat_counted(messages).await?;
+        Ok((super::parse_json_lenient(&text), usage))
+    }
+
     fn redactor(&self) -> Redactor {
         Redactor {
             key: self.config.api_key.clone(),
@@ -180,6 +233,9 @@ impl LlmClient {
             stream,
             temperature: self.config.temperature,
             max_tokens: self.config.max_tokens,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
         };
         tracing::debug!(endpoint = %self.endpoint, model = %self.config.model, stream, "LLM request");
         let mut request = self.http.post(&self.endpoint).json(&body);
@@ -233,7 +289,11 @@ impl LlmClient {
         }
     }
 
-    async fn open(self, messages: Vec<ChatMessage>) -> Result<Running, LlmError> {
+    async fn open(
+        self,
+        messages: Vec<ChatMessage>,
+        report: Option<UsageReport>,
+    ) -> Result<Running, LlmError> {
         let deadline = Instant::now() + self.config.timeout;
         let response = self.send(&messages, true, deadline).await?;
         let is_json = response
@@ -255,11 +315,15 @@ impl LlmClient {
             ended: false,
             end_error: None,
             redactor: self.redactor(),
+            report,
         };
         if is_json {
             // The server ignored `stream: true`; one body is still an answer.
             let body = self.read_body(response, deadline).await?;
             let completion = parse_completion(&body, &running.redactor)?;
+            if let Some(usage) = completion.usage {
+                running.leave_report(usage);
+            }
             running.pending.extend(
                 [
                     Delta::Reasoning(completion.reasoning),
@@ -280,7 +344,7 @@ impl LlmClient {
 }
 
 enum StreamState {
-    Start(LlmClient, Vec<ChatMessage>),
+    Start(LlmClient, Vec<ChatMessage>, Option<UsageReport>),
     Running(Box<Running>),
     Done,
 }
@@ -289,10 +353,12 @@ async fn next_item(mut state: StreamState) -> Option<(Result<Delta, LlmError>, S
     loop {
         match state {
             StreamState::Done => return None,
-            StreamState::Start(client, messages) => match client.open(messages).await {
-                Ok(running) => state = StreamState::Running(Box::new(running)),
-                Err(e) => return Some((Err(e), StreamState::Done)),
-            },
+            StreamState::Start(client, messages, report) => {
+                match client.open(messages, report).await {
+                    Ok(running) => state = StreamState::Running(Box::new(running)),
+                    Err(e) => return Some((Err(e), StreamState::Done)),
+                }
+            }
             StreamState::Running(mut running) => {
                 return match running.next().await {
                     Some(Ok(delta)) => Some((Ok(delta), StreamState::Running(running))),
@@ -323,9 +389,16 @@ struct Running {
     ended: bool,
     end_error: Option<LlmError>,
     redactor: Redactor,
+    report: Option<UsageReport>,
 }
 
 impl Running {
+    fn leave_report(&self, usage: TokenUsage) {
+        if let Some(report) = &self.report {
+            *report.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
+        }
+    }
+
     async fn next(&mut self) -> Option<Result<Delta, LlmError>> {
         loop {
             if let Some(delta) = self.pending.pop_front() {
@@ -402,6 +475,9 @@ impl Running {
             || is_error_object(&value)
         {
             return Err(stream_error(&value, &self.redactor));
+        }
+        if let Some(usage) = reported(&value) {
+            self.leave_report(usage);
         }
         let Some(choice) = first_choice(&value) else {
             return Ok(());

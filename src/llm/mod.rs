@@ -13,6 +13,7 @@ pub mod config;
 pub mod json;
 pub mod prompts;
 pub mod think;
+pub mod usage;
 mod wire;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use client::LlmClient;
 pub use config::{ChatMessage, LlmConfig, LlmOptions, Role};
 pub use json::parse_json_lenient;
 pub use think::{split_think, Delta, ThinkSplitter};
+pub use usage::{TokenUsage, UsageReport};
 
 /// Why an LLM call failed. Messages never contain the API key.
 ///

@@ -40,6 +40,8 @@ pub(crate) struct Completion {
     pub(crate) reasoning: String,
     pub(crate) content: String,
     pub(crate) finish_reason: Option<String>,
+    /// The server's token report, when it sent one.
+    pub(crate) usage: Option<super::usage::TokenUsage>,
 }
 
 pub(crate) fn parse_completion(body: &str, redactor: &Redactor) -> Result<Completion, LlmError> {
@@ -73,6 +75,7 @@ pub(crate) fn parse_completion(body: &str, redactor: &Redactor) -> Result<Comple
         reasoning,
         content,
         finish_reason,
+        usage: super::usage::reported(&value),
     })
 }
 

@@ -13,7 +13,9 @@ use super::errors::{ConfigError, InvalidRequestError, LlmError};
 use super::json::{take_error, PyJson};
 use super::stream::{checked_yield_every, seconds, stream_config, PyEventStream};
 use super::wake::{await_on_loop, Outcome};
-use crate::deepsearch::{DeepSearch, Filter, FinalData, Locale, Request, Settings, StreamMode};
+use crate::deepsearch::{
+    BreakerSettings, Budget, DeepSearch, Filter, FinalData, Locale, Request, Settings, StreamMode,
+};
 use crate::llm::LlmOptions;
 use crate::search::{EngineConfig, PageReader, ReaderOptions};
 
@@ -127,6 +129,14 @@ fn final_dict<'py>(py: Python<'py>, result: &FinalData) -> PyResult<Bound<'py, P
         })
         .collect::<PyResult<Vec<_>>>()?;
     dict.set_item("citations", citations)?;
+    let u = &result.usage;
+    let usage = PyDict::new(py);
+    usage.set_item("search_calls", u.search_calls)?;
+    usage.set_item("engine_failures", u.engine_failures)?;
+    usage.set_item("llm_prompt_tokens", u.llm_prompt_tokens)?;
+    usage.set_item("llm_completion_tokens", u.llm_completion_tokens)?;
+    usage.set_item("elapsed_ms", u.elapsed_ms)?;
+    dict.set_item("usage", usage)?;
     Ok(dict)
 }
 
@@ -142,7 +152,9 @@ impl PyDeepSearch {
     #[pyo3(signature = (
         engines = None, corpus = None, llm = None, *, locale = "en", cache_dir = None,
         max_queries = 4, docs_per_query = 5, concurrency = 8, engine_timeout = 10.0,
-        answer_sentences = 6, max_sources = 12, read_pages = 0, allow_private_pages = false
+        answer_sentences = 6, max_sources = 12, read_pages = 0, allow_private_pages = false,
+        max_search_calls = None, max_llm_tokens = None, search_deadline = None,
+        breaker_failures = 3, breaker_cooldown = 30.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -160,7 +172,25 @@ impl PyDeepSearch {
         max_sources: usize,
         read_pages: usize,
         allow_private_pages: bool,
+        max_search_calls: Option<u64>,
+        max_llm_tokens: Option<u64>,
+        search_deadline: Option<f64>,
+        breaker_failures: u32,
+        breaker_cooldown: f64,
     ) -> PyResult<Self> {
+        let at_least_one = |name: &str, n: Option<u64>| match n {
+            Some(0) => Err(ConfigError::new_err(format!(
+                "{name} must be at least 1 (None: no limit)"
+            ))),
+            n => Ok(n),
+        };
+        let budget = Budget {
+            max_search_calls: at_least_one("max_search_calls", max_search_calls)?,
+            max_llm_tokens: at_least_one("max_llm_tokens", max_llm_tokens)?,
+            deadline: search_deadline
+                .map(|s| positive_seconds("search_deadline", s))
+                .transpose()?,
+        };
         let settings = Settings {
             max_queries,
             docs_per_query,
@@ -170,6 +200,11 @@ impl PyDeepSearch {
             max_sources,
             read_pages,
             locale: Locale::parse(locale).map_err(|e| ConfigError::new_err(e.to_string()))?,
+            budget,
+            breaker: BreakerSettings {
+                failures: breaker_failures,
+                cooldown: positive_seconds("breaker_cooldown", breaker_cooldown)?,
+            },
         };
         let llm = match llm_options(llm)? {
             Some(opts) => opts

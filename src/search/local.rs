@@ -28,6 +28,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy};
 use super::corpus::{self, SourceFile};
 use super::html::collapse_whitespace;
 use super::passages::SplitOptions;
+use super::stem::PluralFolder;
 use super::symbols;
 use super::{Document, SearchEngine, SearchError};
 
@@ -36,7 +37,7 @@ pub const CACHE_DIR_ENV: &str = "DEEPSEARCH_CACHE_DIR";
 
 /// Bump whenever schema, tokenizer or passage splitting change, so that indexes built
 /// by older code are rebuilt instead of silently disagreeing with the new code.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 const TOKENIZER: &str = "deepsearch_text";
 const MANIFEST: &str = "manifest";
 const SNIPPET_CHARS: usize = 300;
@@ -353,12 +354,14 @@ impl Searchable {
     }
 }
 
-/// Unicode-aware words, lowercased, with accents folded so `cafe` finds `café`.
+/// Unicode-aware words, lowercased, with accents folded so `cafe` finds `café`, and
+/// plurals folded so `expressions` finds `Conditional expression`.
 fn analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
+        .filter(PluralFolder)
         .build()
 }
 

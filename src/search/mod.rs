@@ -16,6 +16,7 @@ pub mod registry;
 pub mod searxng;
 pub mod serper;
 pub mod ssrf;
+pub mod stem;
 mod symbols;
 pub mod tavily;
 

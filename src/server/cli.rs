@@ -133,7 +133,10 @@ fn given(
                 out.push((setting.key, "true".to_string()));
             }
         } else if setting.kind == Kind::Secrets {
-            let values = matches.get_many::<String>(setting.key).into_iter().flatten();
+            let values = matches
+                .get_many::<String>(setting.key)
+                .into_iter()
+                .flatten();
             out.extend(values.map(|v| (setting.key, v.clone())));
         } else if let Some(value) = matches.get_one::<String>(setting.key) {
             out.push((setting.key, value.clone()));

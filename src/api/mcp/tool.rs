@@ -195,6 +195,7 @@ mod tests {
             queries: vec![],
             elapsed_ms: 1,
             citations: vec![],
+            usage: Default::default(),
         };
         let r = result(&done);
         assert_eq!(r["content"][0]["text"], "Tokio is a runtime [1].");

@@ -199,6 +199,7 @@ mod tests {
             queries: Vec::new(),
             elapsed_ms: 1,
             citations: Vec::new(),
+            usage: Default::default(),
         });
         let streamed: serde_json::Value = serde_json::from_str(&text(&s, &fin)).unwrap();
         assert_eq!(

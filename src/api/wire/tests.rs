@@ -37,6 +37,7 @@ fn messages() -> Vec<Message> {
             queries: vec!["tokio runtime".into()],
             elapsed_ms: 5,
             citations: Vec::new(),
+            usage: Default::default(),
         }),
     ]
 }

@@ -43,6 +43,12 @@ const SUMMARY_BOOST: f64 = 2.0;
 /// The sentences of the section documenting a symbol the question names (`str.join`)
 /// count this much more than sentences elsewhere that merely use its words.
 const NAMED_BOOST: f64 = 2.0;
+/// In the section the question is about (documenting a symbol it names, or whose heading
+/// holds the most of its terms, its rarest among them: `The "break" statement`), the
+/// sentences right after the
+/// summary go on with it (what `dataclass` adds, what `break` does): this many of them
+/// count nearly as the summary does, less the further they are from it.
+const LEAD_SENTENCES: usize = 3;
 /// A sentence opening in lowercase is usually the tail of one cut at a line or
 /// markup break ("the "import" statement occurs."), out of context.
 const FRAGMENT_PENALTY: f64 = 0.5;
@@ -210,8 +216,13 @@ fn looks_like_code(sentence: &str) -> bool {
     if words < 4 && han < 6 {
         return true;
     }
-    // A call or signature: `name.attr(args...)` before any space.
-    let head = s.split_whitespace().next().unwrap_or("");
+    // A call or signature: `name.attr(args...)` before any space, after a `class`,
+    // `def` or `async def` keyword.
+    let mut heads = s.split_whitespace();
+    let mut head = heads.next().unwrap_or("");
+    while matches!(head, "class" | "def" | "async") {
+        head = heads.next().unwrap_or("");
+    }
     if head.contains('(')
         && head.split('(').next().is_some_and(|name| {
             !name.is_empty()
@@ -246,6 +257,49 @@ fn looks_like_code(sentence: &str) -> bool {
     }
     // Prose is mostly letters and spaces; code is dense with brackets and operators.
     s.contains("::=") || symbols * 6 > letters
+}
+
+/// The sentences of `text`, each with whether it is a signature line that says what the
+/// call returns (`defaultdict(default_factory=None, /, [...]) --> dict with default
+/// factory`, the first line of many built-in docstrings). Such a line is kept whole: the
+/// sentence splitter would cut it at `[...]`, and its two halves read as code and as a
+/// fragment, though together they are the symbol's summary.
+fn sentences(text: &str) -> Vec<(&str, bool)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if is_signature_result(trimmed) {
+            out.push((trimmed, true));
+        } else {
+            out.extend(split_sentences(line).into_iter().map(|s| (s, false)));
+        }
+    }
+    out
+}
+
+/// True for `name(args) -> what it returns` (or `-->`), the result in words (at least
+/// two, so a bare type such as `-> str` is not taken for a summary).
+fn is_signature_result(line: &str) -> bool {
+    let Some(open) = line.find('(') else {
+        return false;
+    };
+    let name = &line[..open];
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    {
+        return false;
+    }
+    let Some((call, result)) = line.split_once(" --> ").or_else(|| line.split_once(" -> ")) else {
+        return false;
+    };
+    call.trim_end().ends_with(')')
+        && result
+            .split_whitespace()
+            .filter(|w| w.chars().all(char::is_alphabetic))
+            .count()
+            >= 2
 }
 
 /// A list item, heading, quote or table row: a line that begins a block of its own.
@@ -349,18 +403,48 @@ fn score_sentences<'a>(
             named.iter().any(|n| documents(heading.trim(), n))
         })
         .collect();
-    let mut raw: Vec<(usize, &str, Vec<String>, bool)> = Vec::new();
+    // (document, sentence, its terms, its position among the document's prose sentences)
+    // The documents the question is about: those naming a symbol it names, or, when one
+    // or two headings hold more of its own terms (two at least, the rarest among them)
+    // than any other, those.
+    let own = |t: &str| weights.get(t).is_some_and(|w| *w >= 1.0);
+    let cover: Vec<usize> = subjects
+        .iter()
+        .map(|s| s.iter().filter(|t| own(t)).count())
+        .collect();
+    let best_cover = cover.iter().copied().max().unwrap_or(0);
+    let at_best = cover.iter().filter(|&&c| c == best_cover).count();
+    // The question's most telling term (the rarest among the documents) must be in the
+    // heading: "Built-in functions" is not what "the built-in zip function" is about.
+    let rarest = weights
+        .keys()
+        .filter(|t| own(t))
+        .fold(None::<(&str, f64)>, |best, t| match best {
+            Some((_, i)) if i >= idf(t) => best,
+            _ => Some((t.as_str(), idf(t))),
+        })
+        .map(|(t, _)| t);
+    let about: Vec<bool> = (0..docs.len())
+        .map(|d| {
+            names_subject[d]
+                || (best_cover >= 2
+                    && at_best <= 2
+                    && cover[d] == best_cover
+                    && rarest.is_some_and(|r| subjects[d].contains(&r)))
+        })
+        .collect();
+    let mut raw: Vec<(usize, &str, Vec<String>, usize)> = Vec::new();
     let mut seen_text: HashSet<&str> = HashSet::new();
     for (i, text) in bodies.iter().enumerate() {
-        let mut first = true;
-        for sentence in split_sentences(text) {
-            if looks_like_code(sentence) {
+        let mut position = 0;
+        for (sentence, signature) in sentences(text) {
+            if !signature && looks_like_code(sentence) {
                 continue;
             }
             let terms = term_keys(sentence);
             if terms.len() >= 2 && seen_text.insert(sentence) {
-                raw.push((i, sentence, terms, first));
-                first = false;
+                raw.push((i, sentence, terms, position));
+                position += 1;
             }
         }
     }
@@ -370,7 +454,7 @@ fn score_sentences<'a>(
     let avg_len = raw.iter().map(|r| r.2.len()).sum::<usize>() as f64 / raw.len() as f64;
 
     let mut out = Vec::new();
-    for (doc, text, terms, first) in raw {
+    for (doc, text, terms, position) in raw {
         let len = terms.len() as f64;
         let mut tf: HashMap<&str, f64> = HashMap::new();
         for t in &terms {
@@ -387,8 +471,11 @@ fn score_sentences<'a>(
             })
             .sum();
         let mut bm25 = base;
-        if first && !subjects[doc].is_empty() {
+        if position == 0 && !subjects[doc].is_empty() {
             bm25 *= SUMMARY_BOOST;
+        } else if about[doc] && position < LEAD_SENTENCES {
+            // The further from the summary, the less a sentence goes on with it.
+            bm25 *= 1.0 + (SUMMARY_BOOST - 1.0) / position as f64;
         }
         if names_subject[doc] {
             bm25 *= NAMED_BOOST;
@@ -485,6 +572,7 @@ mod tests {
             "x = {'a': [1, 2], 'b': {'c': 3}}",
             "\"json\": \"obj\"",
             "class ast.Assert",
+            "class json.decoder.JSONDecoder(*, object_hook=None, parse_float=None, strict=True)",
             "subprocess.run(*popenargs, input=None, capture_output=False, timeout=None)",
             "Assert(expr test, expr? msg)",
             "assert_stmt ::= \"assert\" expression [\",\" expression]",
@@ -497,6 +585,27 @@ mod tests {
             "北京是中国的首都。",
         ] {
             assert!(!super::looks_like_code(prose), "{prose}");
+        }
+    }
+
+    #[test]
+    fn a_signature_line_saying_what_it_returns_is_one_sentence() {
+        let text = "Bases: dict\n\ndefaultdict(default_factory=None, /, [...]) --> dict with default factory\n\nThe default factory is called.";
+        let got = super::sentences(text);
+        assert!(
+            got.contains(&(
+                "defaultdict(default_factory=None, /, [...]) --> dict with default factory",
+                true
+            )),
+            "{got:?}"
+        );
+        assert!(got.contains(&("The default factory is called.", false)));
+        for not_one in [
+            "S.join(iterable) -> str",
+            "print(x) is a call --> nothing",
+            "run the job --> then wait for it",
+        ] {
+            assert!(!super::is_signature_result(not_one), "{not_one}");
         }
     }
 
@@ -521,6 +630,32 @@ mod tests {
         )];
         let a = build_answer("How do I make a widget immutable?", &[], &docs, 1);
         assert_eq!(a.text, "A frozen widget keeps its size. [1]");
+    }
+
+    #[test]
+    fn the_section_a_question_is_about_answers_with_its_lead() {
+        let docs = [
+            doc(
+                "Simple statements — The \"while\" statement",
+                "The \"while\" statement is used for repeated execution of a statement block.",
+                1.0,
+            ),
+            doc(
+                "Simple statements — The \"break\" statement",
+                "\"break\" may only occur syntactically nested in a loop body.\n\n\
+                 It terminates the nearest enclosing loop, skipping its else clause.\n\n\
+                 When break passes control out of a try statement with a finally clause, \
+                 that finally clause is executed before really leaving the loop.",
+                0.9,
+            ),
+        ];
+        let a = build_answer("What does the break statement do?", &[], &docs, 2);
+        assert!(
+            a.text.contains("It terminates the nearest enclosing loop"),
+            "{}",
+            a.text
+        );
+        assert!(!a.text.contains("finally clause"), "{}", a.text);
     }
 
     #[test]

@@ -201,8 +201,8 @@ fn emit_segment(segment: &mut Vec<char>, out: &mut Vec<String>, bigrams: bool) {
 }
 
 /// Folds light English inflection so "models" matches "model" and "queries"
-/// matches "query". Intentionally timid: a real stemmer mangles the terms that
-/// the planner later puts back into search queries.
+/// matches "query": the local engine's rule ([`crate::search::stem::fold`]), so the
+/// answer builder scores terms as the engine matched them.
 ///
 /// ```
 /// use deepsearch_stream::deepsearch::offline::text::term_key;
@@ -212,22 +212,7 @@ fn emit_segment(segment: &mut Vec<char>, out: &mut Vec<String>, bigrams: bool) {
 /// assert_eq!(term_key("中国"), "中国");
 /// ```
 pub fn term_key(term: &str) -> String {
-    let n = term.len();
-    if !term.is_ascii() || n <= 3 {
-        return term.to_string();
-    }
-    if let Some(stem) = term.strip_suffix("ies").filter(|_| n > 4) {
-        return format!("{stem}y");
-    }
-    if term.ends_with("sses") {
-        return term[..n - 2].to_string();
-    }
-    if term.ends_with('s')
-        && !(term.ends_with("ss") || term.ends_with("us") || term.ends_with("is"))
-    {
-        return term[..n - 1].to_string();
-    }
-    term.to_string()
+    crate::search::stem::fold(term)
 }
 
 /// [`tokenize`] followed by [`term_key`]: the form used for matching.
