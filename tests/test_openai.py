@@ -5,6 +5,8 @@ refusals raised as the client's own exception classes."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,3 +186,35 @@ def test_a_failing_model_raises_mid_stream(
             for _ in stream:
                 pass
         assert raised.value.code == "llm_error"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_heartbeats_while_the_search_waits_leave_the_client_reading(
+    backend: str, hanging: HangingEngine
+) -> None:
+    # The SDK's SSE decoder turns a comment heartbeat into an empty event (that it fails
+    # to decode as JSON) once any frame has carried an id: these streams send none.
+    args = ["--engines", "searxng", "--heartbeat", "0.05", "--resume-linger", "0"]
+    with running(backend, args, env={"SEARXNG_URL": hanging.url}) as server:
+        stream = client(server).chat.completions.create(
+            model="deepsearch", messages=MESSAGES, stream=True
+        )
+        got: list[Any] = []
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                for chunk in stream:
+                    got.append(chunk)
+            except BaseException as e:  # the test reports it
+                errors.append(e)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert hanging.accepted.wait(10)
+        time.sleep(0.6)  # a dozen heartbeats while the engine hangs
+        assert not errors, errors
+        assert reader.is_alive()
+        assert got and got[0].choices[0].delta.role == "assistant"
+        stream.close()
+        reader.join(10)

@@ -116,7 +116,8 @@ def search(server: Server, request_id: str, traceparent: str | None) -> None:
     body = {"query": "What is Tokio?", "request_id": request_id, "max_loop": 1}
     r = httpx.post(server.url + "/deepsearch", json=body, headers=headers, timeout=60)
     assert r.status_code == 200
-    assert r.text.rstrip().endswith("data: [DONE]"), r.text[-300:]
+    # The last frame is [DONE] (with its id).
+    assert r.text.rstrip().rsplit("\n\n", 1)[-1].startswith("data: [DONE]"), r.text[-300:]
 
 
 SEARCH_SPANS = {"search", "plan", "engine", "model", "answer"}

@@ -496,7 +496,8 @@ class ServiceConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every setting by key: seconds as floats (``heartbeat`` and
         ``stream_timeout`` ``None`` when off), paths and secrets as strings, ``None``
-        when unset, ``engines`` a list."""
+        when unset, ``engines`` and ``api_key`` (the repeatable flag) lists, ``retry_ms``
+        0 when off."""
 
 def valid_request_id(request_id: str) -> bool:
     """Whether ``request_id`` is 1 to 128 characters from ``A-Z a-z 0-9 . _ : -``."""

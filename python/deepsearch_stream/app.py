@@ -115,7 +115,9 @@ class Settings:
             llm={k: v for k, v in llm.items() if v} or None,
             **{key: c[key] for key in _SERVICE_KEYS},
             retry_ms=c["retry_ms"] or None,
-            api_keys=c["api_keys"],
+            # The first key, and any more (repeated --api-key).
+            api_key=c["api_key"][0] if c["api_key"] else None,
+            api_keys=c["api_key"][1:],
             search_options=_search_options(c),
         )
 

@@ -83,7 +83,8 @@ impl PyServiceConfig {
     }
 
     /// Every setting by key: seconds as floats (`None` for heartbeat and stream_timeout
-    /// when off), paths and secrets as strings, `None` when unset.
+    /// when off), paths and secrets as strings, `None` when unset; `api_key` (the
+    /// repeatable flag) a list; `retry_ms` 0 when off.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = &self.inner;
         let d = PyDict::new(py);
@@ -121,7 +122,7 @@ impl PyServiceConfig {
         d.set_item("redis_url", secret(&c.redis_url))?;
         d.set_item("bench_routes", c.bench_routes)?;
         let keys: Vec<&str> = c.api_keys.iter().map(|k| k.expose()).collect();
-        d.set_item("api_keys", keys)?;
+        d.set_item("api_key", keys)?;
         d.set_item("api_key_file", path(&c.api_key_file))?;
         d.set_item("retry_ms", c.retry.map_or(0, |r| r.as_millis() as u64))?;
         d.set_item("max_search_calls", c.max_search_calls)?;
