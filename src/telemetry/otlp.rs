@@ -5,7 +5,7 @@
 //! Off unless one of the two endpoint variables is set.
 //!
 //! The SDK's batch processor exports from a thread of its own, blocking on the export;
-//! the crate's reqwest client needs a tokio reactor, so [`ExportClient`] runs each
+//! the crate's reqwest client needs a tokio reactor, so `ExportClient` runs each
 //! request on a one-worker runtime kept for the process. No gRPC stack is built.
 
 use std::collections::HashMap;
