@@ -475,7 +475,8 @@ fn score_sentences<'a>(
             bm25 *= SUMMARY_BOOST;
         } else if about[doc] && position < LEAD_SENTENCES {
             // The further from the summary, the less a sentence goes on with it.
-            bm25 *= 1.0 + (SUMMARY_BOOST - 1.0) / position as f64;
+            // Below the summary's own boost even right after it (position 1: 1.5).
+            bm25 *= 1.0 + (SUMMARY_BOOST - 1.0) / (position + 1) as f64;
         }
         if names_subject[doc] {
             bm25 *= NAMED_BOOST;
