@@ -30,6 +30,7 @@
 
 pub mod answer;
 pub mod planner;
+mod prose;
 pub mod reasoner;
 pub mod synonyms;
 pub mod text;
