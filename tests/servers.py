@@ -169,3 +169,50 @@ class HangingEngine:
                 except OSError:
                     break
             self.closed_at.append(time.monotonic())
+
+
+def run_command(
+    command: Sequence[str], *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One terminal command of either face (``command``: the program and its leading
+    arguments), its output captured."""
+    return subprocess.run(
+        [*command, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def assert_ctrl_c_cancels_the_search(
+    command: Sequence[str], program: str, hanging: HangingEngine
+) -> None:
+    """``command search`` on a hanging engine, interrupted once its plan is shown: exit
+    130, ``<program> search: cancelled``, no answer, and the engine request closed."""
+    proc = subprocess.Popen(
+        [*command, "search", "What is Tokio?", "--engines", "searxng"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SEARXNG_URL": hanging.url},
+    )
+    assert hanging.accepted.wait(30), "the engine request never arrived"
+    assert proc.stdout is not None
+    seen = ""
+    while "Round 1 plan:" not in seen:  # the display is live: the plan is out already
+        line = proc.stdout.readline()
+        assert line, f"the plan never came: {seen!r}"
+        seen += line
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (seen + out, err)
+    assert "Answer:" not in out
+    assert err.strip() == f"{program} search: cancelled", err
+    deadline = time.monotonic() + 5
+    while not hanging.closed_at:
+        assert time.monotonic() < deadline, "the engine request was left open"
+        time.sleep(0.01)
+    assert hanging.closed_at[0] >= sent

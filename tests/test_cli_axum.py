@@ -5,26 +5,16 @@ unreadable folders), mirroring ``deepsearch-stream search``/``index`` (test_cli.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from servers import HangingEngine, server_binary
+from servers import HangingEngine, assert_ctrl_c_cancels_the_search, run_command, server_binary
 
 
 def cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(server_binary()), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+    return run_command([str(server_binary())], *args, env=env)
 
 
 @pytest.fixture
@@ -64,31 +54,7 @@ def test_search_refuses_bad_options_in_one_line(corpus: Path) -> None:
 
 
 def test_ctrl_c_cancels_the_search_and_its_requests(hanging: HangingEngine) -> None:
-    proc = subprocess.Popen(
-        [str(server_binary()), "search", "What is Tokio?", "--engines", "searxng"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "SEARXNG_URL": hanging.url},
-    )
-    assert hanging.accepted.wait(30), "the engine request never arrived"
-    assert proc.stdout is not None
-    seen = ""
-    while "Round 1 plan:" not in seen:  # the display is live: the plan is out already
-        line = proc.stdout.readline()
-        assert line, f"the plan never came: {seen!r}"
-        seen += line
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, (seen + out, err)
-    assert "Answer:" not in out
-    assert err.strip() == "deepsearch-server search: cancelled", err
-    deadline = time.monotonic() + 5
-    while not hanging.closed_at:
-        assert time.monotonic() < deadline, "the engine request was left open"
-        time.sleep(0.01)
-    assert hanging.closed_at[0] >= sent
+    assert_ctrl_c_cancels_the_search([str(server_binary())], "deepsearch-server", hanging)
 
 
 def test_index_builds_then_reuses_with_counts_and_sizes(corpus: Path, cache: Path) -> None:
