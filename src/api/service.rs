@@ -458,7 +458,7 @@ impl Service {
         point: &ResumePoint,
         scope: &str,
     ) -> Result<Reply, ApiError> {
-        let config = replay_config(&self.stream_config);
+        let config = self.connection_config(route.format());
         let attached = match &point.key {
             Some(key) => (self.replay.attach(&key.log_name(scope), point.after).await)
                 .map(|reader| (reader, key)),
